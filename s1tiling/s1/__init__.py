@@ -1,0 +1,1 @@
+"""Reading Sentinel-1 SAFE products: manifest, annotations, calibration and noise LUTs, measurements."""
