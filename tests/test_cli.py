@@ -1,0 +1,162 @@
+"""The s1tiling command: exit codes, messages, --version, --dry-run and logging set-up."""
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+
+from s1tiling import __version__, cli, logs, pipeline
+from s1tiling.errors import MissingDEMError
+from test_config import WRONG_VALUES, tile_grid, write_request  # noqa: F401  (tile_grid: autouse fixture)
+
+
+@pytest.fixture(autouse=True)
+def clean_logging():
+    yield
+    logs.reset_logging()
+
+
+@pytest.mark.parametrize("changes, section, key, value, expected", WRONG_VALUES,
+                         ids=[f"{w[1]}.{w[2]}={w[3]}" for w in WRONG_VALUES])
+def test_wrong_value_exits_72_with_a_message_naming_it(tmp_path, capsys, changes, section, key, value, expected):
+    path = write_request(tmp_path, changes)
+    assert cli.main([str(path)]) == 72
+    err = capsys.readouterr().err
+    assert f"{path}: [{section}] {key} = {value!r}: " in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("section, key", [("Paths", "output"), ("DataSource", "first_date"), ("Processing", "tiles")])
+def test_missing_key_exits_72(tmp_path, capsys, section, key):
+    path = write_request(tmp_path, drop={(section, key)})
+    assert cli.main([str(path)]) == 72
+    assert f"{path}: [{section}] {key}: mandatory key is missing" in capsys.readouterr().err
+
+
+def test_several_errors_are_reported_together(tmp_path, capsys):
+    path = write_request(tmp_path, {"Processing": {"ram_per_process": "lots", "calibration": "sigma0"},
+                                    "DataSource": {"last_date": "2019-12-31"}})
+    assert cli.main([str(path)]) == 72
+    err = capsys.readouterr().err
+    assert "3 errors" in err
+    for fragment in ("[Processing] ram_per_process = 'lots'", "[Processing] calibration = 'sigma0'",
+                     "[DataSource] last_date = '2019-12-31'"):
+        assert f"{path}: {fragment}" in err
+
+
+def test_unreadable_request_file_exits_72(tmp_path, capsys):
+    assert cli.main([str(tmp_path / "missing.cfg")]) == 72
+    assert "missing.cfg: cannot read the request file" in capsys.readouterr().err
+
+
+def test_uncreatable_output_exits_72(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    path = write_request(tmp_path, {"Paths": {"output": str(blocker / "out")}})
+    assert cli.main([str(path)]) == 72
+    assert f"[Paths] output = '{blocker / 'out'}': cannot create the directory" in capsys.readouterr().err
+
+
+def test_unknown_key_is_only_a_warning(tmp_path, capsys):
+    path = write_request(tmp_path, {"Mask": {"generate_border_masks": "True"}})
+    assert cli.main(["--dry-run", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err and f"{path}: [Mask] generate_border_masks: unknown key" in err
+
+
+def test_version(capsys):
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"s1tiling {__version__}"
+
+
+def test_help_and_usage_errors(capsys):
+    assert cli.main(["--help"]) == 0
+    assert "--dry-run" in capsys.readouterr().out
+    assert cli.main([]) == 2
+
+
+def test_dry_run_prints_tiles_and_dates(tmp_path, capsys):
+    path = write_request(tmp_path, {"Processing": {"tiles": "33NWB, 31TCH", "calibration": "beta"},
+                                    "DataSource": {"orbit_direction": "ASC"}})
+    assert cli.main(["--dry-run", str(path)]) == 0
+    out = capsys.readouterr().out
+    for fragment in ("33NWB", "31TCH", "2020-01-01", "2020-01-31", "beta", "ASC", str(tmp_path / "out")):
+        assert fragment in out
+
+
+def test_options_reach_the_pipeline(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_run(settings, *, dry_run=False, cache_before_ortho=False):
+        seen.update(tiles=settings.processing.tiles, dry_run=dry_run, cache=cache_before_ortho)
+        return 0
+    monkeypatch.setattr(pipeline, "run", fake_run)
+    assert cli.main([str(write_request(tmp_path)), "--cache-before-ortho"]) == 0
+    assert seen == {"tiles": ("33NWB",), "dry_run": False, "cache": True}
+
+
+@pytest.mark.parametrize("raised, status", [
+    (MissingDEMError("no DEM tile N01E014.hgt in /dem"), 75),
+    (KeyboardInterrupt(), 130),
+    (RuntimeError("boom"), 66),
+])
+def test_failures_map_to_exit_codes_without_traceback(tmp_path, monkeypatch, capsys, raised, status):
+    def fail(settings, **_):
+        raise raised
+    monkeypatch.setattr(pipeline, "run", fail)
+    assert cli.main([str(write_request(tmp_path))]) == status
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if str(raised):
+        assert str(raised) in err
+
+
+def test_debug_mode_shows_traceback(tmp_path, monkeypatch, capsys):
+    def fail(settings, **_):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(pipeline, "run", fail)
+    assert cli.main([str(write_request(tmp_path, {"Processing": {"mode": "debug"}}))]) == 66
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_logging_mode_writes_log_files(tmp_path):
+    path = write_request(tmp_path, {"Processing": {"mode": "Normal, logging"}})
+    assert cli.main(["--dry-run", str(path)]) == 0
+    logging.getLogger("s1tiling.test").warning("something to keep, password=hunter2")
+    logs.reset_logging()  # flush and close
+    files = sorted((tmp_path / "out").glob("S1Tiling-*.log"))
+    assert len(files) == 2
+    errors_log = next(f for f in files if f.name.endswith("-errors.log"))
+    text = errors_log.read_text()
+    assert "something to keep" in text and "hunter2" not in text
+
+
+def test_logging_conf_next_to_request_file_wins(tmp_path):
+    pytest.importorskip("yaml")
+    log_file = tmp_path / "custom.log"
+    (tmp_path / "logging.conf.yaml").write_text(f"""
+version: 1
+disable_existing_loggers: false
+handlers:
+  custom: {{class: logging.FileHandler, filename: "{log_file}", level: INFO}}
+root: {{level: INFO, handlers: [custom]}}
+""")
+    try:
+        assert cli.main(["--dry-run", str(write_request(tmp_path))]) == 0
+        logging.getLogger("s1tiling.test").info("routed by the user configuration")
+    finally:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if getattr(handler, "baseFilename", None) == str(log_file):
+                root.removeHandler(handler)
+                handler.close()
+    assert "routed by the user configuration" in log_file.read_text()
+
+
+def test_python_m_s1tiling_exit_status(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "s1tiling", str(tmp_path / "absent.cfg")],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 72
+    assert "absent.cfg" in done.stderr
