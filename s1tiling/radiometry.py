@@ -1,0 +1,184 @@
+"""Radiometric calibration of Sentinel-1 GRD windows: LUTs, thermal noise, border cut.
+
+Per pixel (line l, sample p) with digital number DN::
+
+    value = (DN**2 - eta) / A**2
+
+``A`` is the chosen calibration LUT (sigma0, beta0, gamma or dn) and ``eta`` the thermal
+noise (0 when noise is not removed), both interpolated as :mod:`s1tiling.s1.luts` explains.
+After noise removal, values <= 0 become ``lower_signal_value`` (0 is the chain's no-data
+value); DN == 0 stays 0. Output is linear power, float32.
+
+Work is done window by window: the LUTs are reduced to per-row weights and per-column
+tables once per window and combined in one pass by a numba kernel (float64 inside), so
+memory stays at the size of the window.
+
+Border cut (what S1Tiling does with OTB ResetMargin): the first (last) 1600 lines are set
+to 0 when line 100 (line ``lines - 100``) holds more than 2000 zero pixels; for IPF < 2.90
+the first and last 1000 samples are set to 0 as well. :func:`border_cut_params` decides it
+once per product (it reads those two lines); :meth:`BorderCut.apply` applies it to any window.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .s1.luts import NoiseLUTs, WindowAzimuthNoise
+from .s1.product import Product, as_window
+
+LOWER_SIGNAL_VALUE = 1e-7
+
+#: Border cut parameters, as in S1Tiling.
+AZIMUTH_CUT_LINES = 1600
+RANGE_CUT_SAMPLES = 1000
+ANALYSED_LINE = 100
+ZERO_PIXELS_THRESHOLD = 2000
+IPF_WITH_MASKED_BORDERS = 2.90
+
+
+@numba.njit(cache=True, nogil=True)
+def _calibrate_kernel(dn, cal_index, cal_weight, cal_table, noise_index, noise_weight, noise_table,
+                      az_rows, az_cols, az_values, remove_noise, lower_signal_value, out):
+    n_lines, n_samples = dn.shape
+    eta = np.zeros(n_samples)
+    for r in range(n_lines):
+        i = cal_index[r]
+        t = cal_weight[r]
+        if remove_noise:
+            j = noise_index[r]
+            u = noise_weight[r]
+            for c in range(n_samples):
+                eta[c] = noise_table[j, c] + u * (noise_table[j + 1, c] - noise_table[j, c])
+            for b in range(az_rows.shape[0]):
+                if az_rows[b, 0] <= r < az_rows[b, 1]:
+                    factor = az_values[b, r]
+                    for c in range(az_cols[b, 0], az_cols[b, 1]):
+                        eta[c] *= factor
+        for c in range(n_samples):
+            d = np.float64(dn[r, c])
+            if d == 0.0:
+                out[r, c] = 0.0
+                continue
+            a = cal_table[i, c] + t * (cal_table[i + 1, c] - cal_table[i, c])
+            signal = d * d - eta[c]
+            out[r, c] = lower_signal_value if signal <= 0.0 else signal / (a * a)
+
+
+def calibrate_dn(dn, lines, samples, calibration_lut, noise: NoiseLUTs | None = None,
+                 lower_signal_value: float = LOWER_SIGNAL_VALUE) -> np.ndarray:
+    """Calibrate a DN array on the grid ``lines`` x ``samples``.
+
+    ``dn``: (len(lines), len(samples)) array; ``lines``/``samples``: 1-D increasing absolute
+    indices; ``calibration_lut``: a :class:`~s1tiling.s1.luts.VectorLUT` (e.g.
+    ``product.calibration(pol).select('sigma')``); ``noise``: the :class:`NoiseLUTs` to
+    remove, or None. Returns float32.
+    """
+    lines = np.asarray(lines)
+    samples = np.asarray(samples)
+    dn = np.ascontiguousarray(dn)
+    if dn.shape != (len(lines), len(samples)):
+        raise ValueError(f"DN array {dn.shape} does not match {len(lines)} lines x {len(samples)} samples")
+    cal = calibration_lut.window(lines, samples)
+    if noise is not None:
+        rng = noise.range.window(lines, samples)
+        az = noise.window_azimuth(lines, samples)
+    else:  # the kernel ignores them: placeholders of the right types
+        rng = cal
+        az = WindowAzimuthNoise(np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64), np.zeros((0, len(lines))))
+    out = np.empty(dn.shape, dtype=np.float32)
+    _calibrate_kernel(
+        dn, cal.index, cal.weight, cal.table, rng.index, rng.weight, rng.table,
+        az.rows, az.cols, az.values, noise is not None, float(lower_signal_value), out,
+    )
+    return out
+
+
+@dataclass(frozen=True)
+class BorderCut:
+    """Pixels zeroed by the border cut: ``top``/``bottom`` lines and ``left``/``right``
+    samples of a ``lines`` x ``samples`` image."""
+
+    lines: int
+    samples: int
+    top: int = 0
+    bottom: int = 0
+    left: int = 0
+    right: int = 0
+
+    @property
+    def valid(self) -> tuple[slice, slice]:
+        """(rows, cols) slices of the part of the image that is kept."""
+        return slice(self.top, self.lines - self.bottom), slice(self.left, self.samples - self.right)
+
+    def apply(self, array: np.ndarray, window) -> np.ndarray:
+        """Zero, in place, the cut pixels of ``array`` that covers ``window`` of the image."""
+        window = as_window(window)
+        rows, cols = self.valid
+        r0, c0 = int(window.row_off), int(window.col_off)
+        keep_r = slice(max(rows.start - r0, 0), max(min(rows.stop - r0, array.shape[0]), 0))
+        keep_c = slice(max(cols.start - c0, 0), max(min(cols.stop - c0, array.shape[1]), 0))
+        mask = np.ones(array.shape, dtype=bool)
+        mask[keep_r, keep_c] = False
+        array[mask] = 0
+        return array
+
+
+def border_cut_params(product: Product, pol: str, override_azimuth_cut_threshold_to: bool | None = None) -> BorderCut:
+    """Decide the border cut of one product and polarisation.
+
+    ``override_azimuth_cut_threshold_to``: None applies the heuristic on lines 100 and
+    ``lines - 100``; True always cuts 1600 lines top and bottom; False never does.
+    The range cut depends only on the IPF version (< 2.90).
+    """
+    lines, samples = product.shape
+    if override_azimuth_cut_threshold_to is None:
+        top = _too_many_zeros(product, pol, ANALYSED_LINE)
+        bottom = _too_many_zeros(product, pol, lines - ANALYSED_LINE)
+    else:
+        top = bottom = bool(override_azimuth_cut_threshold_to)
+    side = RANGE_CUT_SAMPLES if product.ipf_version < IPF_WITH_MASKED_BORDERS else 0
+    return BorderCut(
+        lines=lines, samples=samples,
+        top=AZIMUTH_CUT_LINES if top else 0, bottom=AZIMUTH_CUT_LINES if bottom else 0,
+        left=side, right=side,
+    )
+
+
+def _too_many_zeros(product: Product, pol: str, line: int) -> bool:
+    row = product.read(pol, (line, 0, 1, product.shape[1]))
+    return int(np.count_nonzero(row == 0)) > ZERO_PIXELS_THRESHOLD
+
+
+def calibrate(product: Product, pol: str, window, calibration: str = "sigma",
+              remove_thermal_noise: bool = True, lower_signal_value: float = LOWER_SIGNAL_VALUE,
+              border_cut: BorderCut | bool | None = True) -> np.ndarray:
+    """Read and calibrate one window of a product (float32 linear power).
+
+    ``window``: rasterio Window or (row_off, col_off, height, width). ``calibration``:
+    'sigma', 'beta', 'gamma' or 'dn'. ``border_cut``: a :class:`BorderCut` (from
+    :func:`border_cut_params`, to compute once for many windows), True to decide it here
+    with the heuristic, or False/None for no cut.
+    """
+    window = as_window(window)
+    dn = product.read(pol, window)
+    lines = np.arange(int(window.row_off), int(window.row_off) + dn.shape[0])
+    samples = np.arange(int(window.col_off), int(window.col_off) + dn.shape[1])
+    lut = product.calibration(pol).select(calibration)
+    noise = product.noise(pol) if remove_thermal_noise else None
+    out = calibrate_dn(dn, lines, samples, lut, noise, lower_signal_value)
+    if border_cut is True:
+        border_cut = border_cut_params(product, pol)
+    if border_cut:
+        border_cut.apply(out, window)
+    return out
+
+
+__all__ = [
+    "BorderCut",
+    "border_cut_params",
+    "calibrate",
+    "calibrate_dn",
+    "LOWER_SIGNAL_VALUE",
+]
