@@ -1,0 +1,373 @@
+"""The Sentinel-2 tile grid (ESA's MGRS-based tiling), computed from tile names.
+
+A tile ``ZZBCR`` (UTM zone ``ZZ``, latitude band ``B``, MGRS 100 km square column
+``C`` and row ``R``) is a 109 800 m square in UTM zone ``ZZ`` whose upper-left corner is
+``ULX = 60 * floor(E_sw / 60)``, ``ULY = FN + 60 * ceil((N_sw + 100000 - FN) / 60)``,
+(E_sw, N_sw) being the south-west corner of the MGRS square.
+
+Which squares exist was reverse-engineered from ESA's grid
+(S2A_OPER_GIP_TILPAR_MPC__20151209T095117_V20150622T000000_21000101T000000_B00, 56 686 tiles):
+
+- a square belongs to the latitude band holding its centre (taken on the central
+  meridian); bands C and X reach 84 degrees south and north;
+- columns are decided on the square's equatorward edge, with the zone limits of the
+  latitude found there: a square is kept when its centre is east of the zone's west
+  limit and its west side is west of the zone's east limit;
+- the Norway and Svalbard exceptions of MGRS apply (31V narrowed, 32V widened to 3E,
+  no 32X/34X/36X, 31X/33X/35X/37X widened); on those non-standard limits the square's
+  west side, not its centre, must lie inside;
+- every square of zone 01 crossing the antimeridian exists (01CCV, 01WCQ, ...).
+
+Checked against ESA's full list for zone 32 (926 tiles, identical; 32WME, which these
+rules would add, is listed as an exception) and against its total: these rules give
+56 700 tiles worldwide, 14 more than ESA, somewhere in the untested special zones 31-37.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from pyproj import CRS, Transformer
+from shapely import affinity, segmentize
+from shapely.geometry import MultiPolygon, Polygon, box, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform as shapely_transform
+
+from .errors import ConfigurationError
+
+__all__ = ["S2Tile", "TILE_SIZE", "tile", "is_valid_tile_name", "tiles_intersecting", "load_tile_file"]
+
+TILE_SIZE = 109800
+BANDS = "CDEFGHJKLMNPQRSTUVWX"
+_COLUMN_SETS = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")
+_ROW_LETTERS = "ABCDEFGHJKLMNPQRSTUV"
+_GRID_LATITUDE_LIMIT = 84.0
+_SQUARE = 100_000
+_SOUTH_FALSE_NORTHING = 10_000_000
+# Squares the rules above keep but that ESA's grid lacks.
+_ABSENT_FROM_ESA_GRID = frozenset({"32WME"})
+_NAME_PATTERN = re.compile(r"(\d{2})([A-Z])([A-Z])([A-Z])")
+_FOOTPRINT_STEP = 2_000  # metres between footprint vertices
+
+
+@dataclass(frozen=True)
+class S2Tile:
+    """One Sentinel-2 tile: name, UTM CRS and bounds (metres) of its 109 800 m square."""
+
+    name: str
+    zone: int
+    band: str
+    epsg: int
+    bounds: tuple[int, int, int, int]  # xmin, ymin, xmax, ymax
+
+    @property
+    def crs(self) -> str:
+        return f"EPSG:{self.epsg}"
+
+    def shape(self, resolution: float) -> tuple[int, int]:
+        """(rows, cols) of the tile at ``resolution`` metres; it must divide 109 800 m."""
+        count = round(TILE_SIZE / resolution) if resolution > 0 else 0
+        if count < 1 or abs(count * resolution - TILE_SIZE) > 1e-6:
+            raise ValueError(f"tile {self.name}: resolution {resolution} m does not divide {TILE_SIZE} m")
+        return count, count
+
+    def transform(self, resolution: float) -> Affine:
+        """Affine transform of the tile grid; pixel (0, 0) covers [ULX, ULX+res] x [ULY-res, ULY]."""
+        self.shape(resolution)
+        xmin, _, _, ymax = self.bounds
+        return Affine(resolution, 0.0, xmin, 0.0, -resolution, ymax)
+
+    @cached_property
+    def footprint_utm(self) -> Polygon:
+        return box(*self.bounds)
+
+    @cached_property
+    def footprint(self) -> Polygon | MultiPolygon:
+        """Lon/lat outline (densified edges); split at +/-180 into a MultiPolygon when crossing it."""
+        ring = np.asarray(segmentize(self.footprint_utm, _FOOTPRINT_STEP).exterior.coords)
+        lon, lat = _to_lonlat(self.epsg).transform(ring[:, 0], ring[:, 1])
+        lon = np.asarray(lon)
+        if lon.max() - lon.min() <= 180:
+            return Polygon(zip(lon, lat))
+        lon = np.where(lon < 0, lon + 360, lon)  # continuous across 180, then cut at 180
+        whole = Polygon(zip(lon, lat))
+        west = whole.intersection(box(-180, -90, 180, 90))
+        east = affinity.translate(whole.intersection(box(180, -90, 540, 90)), xoff=-360)
+        return MultiPolygon([*_polygons(west), *_polygons(east)])
+
+
+def _polygons(geometry: BaseGeometry) -> list[Polygon]:
+    return [g for g in getattr(geometry, "geoms", [geometry]) if isinstance(g, Polygon) and not g.is_empty]
+
+
+def tile(name: str) -> S2Tile:
+    """The tile called ``name`` ('31TCJ', 't31tcj' and 'T31TCJ' alike); ValueError if not in the grid."""
+    return _tile(_canonical(name))
+
+
+def is_valid_tile_name(name: str) -> bool:
+    """True when ``name`` is a tile of the Sentinel-2 grid."""
+    try:
+        tile(name)
+    except ValueError:
+        return False
+    return True
+
+
+def tiles_intersecting(geometry: BaseGeometry) -> list[str]:
+    """Sorted names of the tiles whose footprint intersects a lon/lat ``geometry``.
+
+    Longitudes beyond +/-180 are folded back, so a geometry written across the
+    antimeridian (e.g. from 179 to 181) or split at it both work.
+    """
+    names = set()
+    for part in _fold_longitudes(geometry):
+        for candidate in _candidates(part):
+            if _tile(candidate).footprint.intersects(part):
+                names.add(candidate)
+    return sorted(names)
+
+
+def load_tile_file(path) -> dict[str, BaseGeometry]:
+    """Tile name -> lon/lat footprint read from a user's tile file ([Processing] tiles_shapefile).
+
+    Any vector format GDAL reads when ``pyogrio`` or ``fiona`` is installed; GeoJSON otherwise.
+    The name is taken from the first field called name, tile, tile_id or id (any case).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"tile file {path}: not found")
+    try:
+        records, crs = _read_vector(path)
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # readers raise their own types; report them with the file
+        raise ConfigurationError(f"tile file {path}: cannot be read ({exc})") from exc
+    if crs is not None and not CRS.from_user_input(crs).equals(CRS.from_epsg(4326)):
+        to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
+        records = [(props, shapely_transform(to_lonlat, geom)) for props, geom in records]
+    tiles = {}
+    for props, geom in records:
+        key = next((k for k in props if k.lower() in ("name", "tile", "tile_id", "id")), None)
+        if key is None or geom is None:
+            raise ConfigurationError(f"tile file {path}: every feature needs a geometry and a name field "
+                                     "(name, tile, tile_id or id)")
+        tiles[_strip_name(str(props[key]))] = geom
+    if not tiles:
+        raise ConfigurationError(f"tile file {path}: no tile in it")
+    return tiles
+
+
+# -- names and squares -------------------------------------------------------------------------
+
+def _strip_name(name: str) -> str:
+    name = name.strip().upper()
+    return name[1:] if re.fullmatch(r"T\d{2}[A-Z]{3}", name) else name
+
+
+def _canonical(name: str) -> str:
+    text = _strip_name(str(name))
+    if not _NAME_PATTERN.fullmatch(text):
+        raise ValueError(f"{name!r} is not a Sentinel-2 tile name (expected e.g. 31TCJ)")
+    return text
+
+
+@lru_cache(maxsize=None)
+def _tile(name: str) -> S2Tile:
+    zone_text, band, column, row = _NAME_PATTERN.fullmatch(name).groups()
+    zone = int(zone_text)
+    if not 1 <= zone <= 60:
+        raise ValueError(f"tile {name}: UTM zone {zone_text} is not in 01-60")
+    if band not in BANDS:
+        raise ValueError(f"tile {name}: latitude band {band} is not one of {BANDS}")
+    columns = _COLUMN_SETS[(zone - 1) % 3]
+    if column not in columns:
+        raise ValueError(f"tile {name}: column letter {column} is not used in zone {zone_text} ({columns})")
+    if row not in _ROW_LETTERS:
+        raise ValueError(f"tile {name}: row letter {row} is not an MGRS row letter")
+    south = band < "N"
+    first = (_ROW_LETTERS.index(row) - (5 if zone % 2 == 0 else 0)) % 20
+    rows = [n for n in range(first, 100, 20) if _row_band(south, n) == band]
+    if not rows or _square_band(zone, south, rows[0], columns.index(column) + 1) != band:
+        raise ValueError(f"tile {name} is not in the Sentinel-2 grid (no such 100 km square in zone "
+                         f"{zone_text} band {band})")
+    e_sw, n_sw = (columns.index(column) + 1) * _SQUARE, rows[0] * _SQUARE
+    false_northing = _SOUTH_FALSE_NORTHING if south else 0
+    ulx = 60 * (e_sw // 60)
+    uly = false_northing - 60 * ((false_northing - n_sw - _SQUARE) // 60)  # FN + 60*ceil(...)
+    return S2Tile(name, zone, band, (32700 if south else 32600) + zone,
+                  (ulx, uly - TILE_SIZE, ulx + TILE_SIZE, uly))
+
+
+def _square_name(zone: int, band: str, n: int, col: int) -> str:
+    row = _ROW_LETTERS[(n + (5 if zone % 2 == 0 else 0)) % 20]
+    return f"{zone:02d}{band}{_COLUMN_SETS[(zone - 1) % 3][col - 1]}{row}"
+
+
+def _band_of_latitude(lat: float) -> str:
+    if lat < -72:
+        return "C"
+    if lat >= 72:
+        return "X"
+    return BANDS[int((lat + 80) // 8)]
+
+
+def _zone_limits(zone: int, band: str) -> tuple[float, float] | None:
+    """(west, east) longitudes of zone ``zone`` in ``band`` with MGRS's Norway/Svalbard exceptions."""
+    west = -180.0 + 6 * (zone - 1)
+    east = west + 6
+    if band == "V" and zone in (31, 32):
+        return (west, 3.0) if zone == 31 else (3.0, east)
+    if band == "X" and 31 <= zone <= 37:
+        return {31: (0.0, 9.0), 33: (9.0, 21.0), 35: (21.0, 33.0), 37: (33.0, 42.0)}.get(zone)
+    return west, east
+
+
+@lru_cache(maxsize=None)
+def _latitude_on_meridian(south: bool, northing: float) -> float:
+    return _to_lonlat(32731 if south else 32631).transform(500000.0, northing)[1]
+
+
+@lru_cache(maxsize=None)
+def _row_band(south: bool, n: int) -> str | None:
+    """Band of row ``n`` (northing n*100 km, false northing included): the band of its centre."""
+    lat = _latitude_on_meridian(south, n * _SQUARE + _SQUARE / 2)
+    if (lat < 0) != south or abs(lat) >= _GRID_LATITUDE_LIMIT:
+        return None
+    return _band_of_latitude(lat)
+
+
+@lru_cache(maxsize=None)
+def _square_band(zone: int, south: bool, n: int, col: int) -> str | None:
+    """Band of the square (row n, column col) of ``zone`` if the grid has it, else None."""
+    band = _row_band(south, n)
+    if band is None or not 1 <= col <= 8 or _zone_limits(zone, band) is None \
+            or _square_name(zone, band, n, col) in _ABSENT_FROM_ESA_GRID:
+        return None
+    equatorward = (n + 1) * _SQUARE if south else n * _SQUARE
+    limits = _zone_limits(zone, _band_of_latitude(_latitude_on_meridian(south, equatorward)))
+    if limits is None:
+        return None
+    meridian = 6 * zone - 183
+    west, east = limits[0] - meridian, limits[1] - meridian
+    probe = col * _SQUARE + (_SQUARE / 2 if west == -3 else 0)
+    inside = (_dlon(zone, south, probe, equatorward) >= west
+              and _dlon(zone, south, col * _SQUARE, equatorward) < east)
+    return band if inside or (zone == 1 and _crosses_antimeridian(south, n, col)) else None
+
+
+def _dlon(zone: int, south: bool, easting: float, northing: float) -> float:
+    """Longitude of a UTM point relative to the zone's central meridian, in (-180, 180]."""
+    lon = _to_lonlat((32700 if south else 32600) + zone).transform(easting, northing)[0]
+    return (lon - (6 * zone - 183) + 180) % 360 - 180
+
+
+def _crosses_antimeridian(south: bool, n: int, col: int) -> bool:
+    """True when zone 01's west limit (180 degrees) passes through the square."""
+    return any(_dlon(1, south, col * _SQUARE, y) < -3 <= _dlon(1, south, (col + 1) * _SQUARE, y)
+               for y in (n * _SQUARE, (n + 1) * _SQUARE))
+
+
+@lru_cache(maxsize=None)
+def _to_lonlat(epsg: int) -> Transformer:
+    return Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
+
+
+@lru_cache(maxsize=None)
+def _from_lonlat(epsg: int) -> Transformer:
+    return Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+
+
+# -- search ------------------------------------------------------------------------------------
+
+def _fold_longitudes(geometry: BaseGeometry) -> list[BaseGeometry]:
+    """Pieces of ``geometry`` brought into [-180, 180] (parts beyond it are shifted by 360)."""
+    pieces = []
+    for shift in (-360, 0, 360):
+        window = box(-180 - shift, -90, 180 - shift, 90)
+        if geometry.intersects(window):
+            piece = affinity.translate(geometry.intersection(window), xoff=shift)
+            if not piece.is_empty:
+                pieces.append(piece)
+    return pieces
+
+
+def _candidates(part: BaseGeometry) -> set[str]:
+    """Names of the grid's tiles near ``part`` (a lon/lat geometry within [-180, 180])."""
+    minlon, minlat, maxlon, maxlat = part.bounds
+    minlat, maxlat = max(minlat, -85.0), min(maxlat, 85.0)
+    if minlat > maxlat:
+        return set()
+    # tiles reach ~110 km beyond their zone: that many degrees of longitude at the highest latitude
+    reach = 3 + 1.2 * TILE_SIZE / (111_320 * math.cos(math.radians(max(abs(minlat), abs(maxlat)) + 1)))
+    names = set()
+    for zone in range(1, 61):
+        meridian = 6 * zone - 183
+        for shift in (-360, 0, 360):
+            lo, hi = max(minlon + shift, meridian - reach), min(maxlon + shift, meridian + reach)
+            if lo > hi:
+                continue
+            for south in (False, True):
+                if (south and minlat > 0.2) or (not south and maxlat < -0.2):
+                    continue
+                names.update(_candidates_in_zone(zone, south, (lo, minlat, hi, maxlat)))
+    return names
+
+
+def _candidates_in_zone(zone: int, south: bool, lonlat_box) -> list[str]:
+    lo, minlat, hi, maxlat = lonlat_box
+    lon = np.linspace(lo, hi, 2 + int((hi - lo) / 0.1))
+    lat = np.linspace(minlat, maxlat, 2 + int((maxlat - minlat) / 0.1))
+    outline_lon = np.concatenate([lon, lon, np.full(lat.size, lo), np.full(lat.size, hi)])
+    outline_lat = np.concatenate([np.full(lon.size, minlat), np.full(lon.size, maxlat), lat, lat])
+    x, y = _from_lonlat((32700 if south else 32600) + zone).transform(outline_lon, outline_lat)
+    xmin, xmax, ymin, ymax = np.min(x), np.max(x), np.min(y), np.max(y)
+    cols = range(max(1, math.floor((xmin - TILE_SIZE) / _SQUARE)), min(8, math.floor(xmax / _SQUARE)) + 1)
+    rows = range(max(0, math.floor((ymin - _SQUARE) / _SQUARE)),
+                 min(99, math.floor((ymax + TILE_SIZE) / _SQUARE)) + 1)
+    names = []
+    for n in rows:
+        for col in cols:
+            band = _square_band(zone, south, n, col)
+            if band is not None:
+                names.append(_square_name(zone, band, n, col))
+    return names
+
+
+# -- user tile files ---------------------------------------------------------------------------
+
+def _read_vector(path: Path):
+    """[(properties, lon/lat geometry)], crs of the file (None when unknown or WGS84 by format)."""
+    try:
+        import pyogrio.raw
+    except ImportError:
+        pyogrio = None
+    if pyogrio is not None:
+        from shapely import from_wkb
+
+        meta, _, geometry, fields = pyogrio.raw.read(str(path))
+        names = list(meta["fields"])
+        records = [({k: fields[i][j] for i, k in enumerate(names)}, from_wkb(geometry[j]))
+                   for j in range(len(geometry))]
+        return records, meta.get("crs")
+    try:
+        import fiona
+    except ImportError:
+        fiona = None
+    if fiona is not None:
+        with fiona.open(str(path)) as source:
+            crs = source.crs_wkt or None
+            return [(dict(f["properties"]), shape(f["geometry"])) for f in source], crs
+    if path.suffix.lower() not in (".geojson", ".json"):
+        raise ConfigurationError(f"tile file {path}: reading {path.suffix or 'this'} files needs pyogrio or "
+                                 "fiona (pip install pyogrio); without them only GeoJSON is supported")
+    features = json.loads(path.read_text()).get("features", [])
+    return [(dict(f.get("properties") or {}), shape(f["geometry"]) if f.get("geometry") else None)
+            for f in features], None
+
