@@ -1,0 +1,1 @@
+"""Processing engines other than the native one (``[Processing] engine``): :mod:`.otb`."""
