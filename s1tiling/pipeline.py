@@ -1,15 +1,186 @@
-"""Runs the whole chain for validated settings (placeholder until the real pipeline lands)."""
+"""The whole chain for validated settings: find (or download) products, plan, produce, report.
+
+Planning is cheap and done here, in the main process: which passes cover which tiles, which
+outputs already exist (a rerun resumes), whether the DEM and geoid are there. The work itself is
+a graph of :class:`~s1tiling.scheduling.Task` run by :mod:`s1tiling.scheduling`: one
+orthorectification task per (tile, pass) writing every polarisation, then border masks,
+quicklooks and speckle filtering of each image.
+"""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import grid
+from .discovery import group_products, open_matching_products
+from .errors import ExitCode, MissingDEMError, NoIntersectionError
+from .naming import TileProduct
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class Plan:
+    """What a run will make: orthorectification jobs and derived products, and what is already there."""
+
+    jobs: list = field(default_factory=list)  # production.TileJob
+    derived: list = field(default_factory=list)  # (kind, source tile image, output path, job key or None)
+    present: list = field(default_factory=list)  # outputs found, not made again
+    groups: list = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = [f"{len(self.groups)} pass(es) over the requested tiles:"]
+        for g in self.groups:
+            names = ", ".join(p.name for p in g.products)
+            lines.append(f"  {g.key}  {g.coverage:5.1f}% of {g.tile}  [{'/'.join(g.polarisations)}]  {names}")
+        lines.append(f"{sum(len(j.outputs) for j in self.jobs)} tile image(s) to produce:")
+        lines += [f"  {path}" for job in self.jobs for _, path in job.outputs]
+        if self.derived:
+            lines.append(f"{len(self.derived)} derived product(s) to produce:")
+            lines += [f"  {kind:<9} {out}" for kind, _, out, _ in self.derived]
+        if self.present:
+            lines.append(f"{len(self.present)} product(s) already present, kept:")
+            lines += [f"  {p}" for p in self.present]
+        return "\n".join(lines)
+
+
+def output_dirs(settings) -> dict:
+    paths = settings.paths
+    return {"out_dir": str(paths.output), "tmp_dir": str(paths.tmp), "lia_dir": str(paths.lia),
+            "ia_dir": str(paths.ia), "gamma_area_dir": str(paths.gamma_area), "eof_dir": str(paths.eof_dir)}
+
+
+def make_plan(settings, groups) -> Plan:
+    """Outputs of each pass; those already on disk are skipped (resume)."""
+    from .production import TileJob
+
+    proc = settings.processing
+    dirs = output_dirs(settings)
+    plan = Plan(groups=list(groups))
+
+    def path_of(tile_product, kind=None):
+        return tile_product.path(kind, proc.fname_fmt, proc.dname_fmt, dirs)
+
+    for g in groups:
+        outputs = []
+        job_key = None
+        products = [TileProduct(g.products[0].flying_unit_code, g.tile, pol, g.pass_direction, g.relative_orbit,
+                                tuple(p.start_time for p in g.products), proc.calibration)
+                    for pol in g.polarisations]
+        for tp in products:
+            image = path_of(tp)
+            if image.exists():
+                plan.present.append(str(image))
+            else:
+                outputs.append((tp.polarisation.upper(), str(image)))
+        if outputs:
+            job = TileJob(g.tile, tuple(str(p.path) for p in g.products), tuple(outputs))
+            plan.jobs.append(job)
+            job_key = job.key
+        for tp in products:
+            image = str(path_of(tp))
+            wanted = []
+            if settings.mask.generate_border_mask:
+                wanted.append("mask")
+            if settings.quicklook.generate:
+                wanted.append("quicklook")
+            if settings.filtering.filter != "none":
+                wanted.append("filtered")
+            for kind in wanted:
+                out = path_of(tp, kind)
+                if out.exists():
+                    plan.present.append(str(out))
+                else:
+                    made_now = any(image == path for job in plan.jobs for _, path in job.outputs)
+                    plan.derived.append((kind, image, str(out), job_key if made_now else None))
+    return plan
+
+
+def check_dem_and_geoid(settings, tiles) -> None:
+    """Exit 75 when DEM tiles are missing under the requested tiles, 76 when no geoid is found."""
+    from .geometry.geoid import find_geoid
+    from .production import dem_catalog
+
+    catalog = dem_catalog(settings)
+    missing = sorted({m for t in tiles for m in catalog.missing_tiles(grid.tile(t).footprint)})
+    if missing:
+        raise MissingDEMError(
+            f"DEM tiles missing in {settings.paths.dem_dir} (format {settings.paths.dem_format!r}) "
+            f"for tile(s) {', '.join(sorted(tiles))}: {', '.join(missing)}")
+    find_geoid(settings.paths.geoid_file)
+
+
+def _download(settings, dry_run):
+    from . import download
+
+    request = download.request_from_settings(settings)
+    found = download.search_products(request)
+    if dry_run:
+        print(download.describe_dry_run(found))
+        return None
+    return download.download_products(found, request)
+
+
+def build_tasks(plan, settings) -> list:
+    from . import derived
+    from .production import produce
+    from .scheduling import Task
+
+    tasks = [Task(key=job.key, func=produce, args=(job, settings), kind="ortho") for job in plan.jobs]
+    for kind, source, out, dep in plan.derived:
+        tasks.append(Task(key=f"{kind}/{Path(out).name}", func=derived.make, args=(kind, source, out, settings),
+                          deps=(dep,) if dep else (), kind=kind))
+    return tasks
+
+
 def run(settings, *, dry_run: bool = False, cache_before_ortho: bool = False) -> int:
-    """Processes the request; returns the exit status (0 on success)."""
+    """Process the request; return the exit status (0 on success)."""
     if dry_run:
         print(settings.describe())
-        return 0
-    logger.warning("processing not implemented yet")
-    return 0
+    tiles = settings.processing.tiles
+    report = _download(settings, dry_run) if settings.data_source.download else None
+    products = open_matching_products(settings.paths.s1_images, settings.data_source)
+    if report is not None and report.missing:
+        missing = set(report.missing)
+        products = [p for p in products if p.name not in missing]
+    groups = group_products(products, tiles, settings.data_source)
+    if report is not None and report.missing:
+        groups = _without_incomplete_passes(groups, set(report.missing))
+    if not groups:
+        raise NoIntersectionError(
+            f"no Sentinel-1 product in {settings.paths.s1_images} intersects tile(s) {', '.join(tiles)} "
+            f"between {settings.data_source.first_date} and {settings.data_source.last_date}")
+    check_dem_and_geoid(settings, {g.tile for g in groups})
+    plan = make_plan(settings, groups)
+    if dry_run:
+        print(plan.describe())
+        return ExitCode.OK
+    if not plan.jobs and not plan.derived:
+        logger.info("every requested product is already present: nothing to do")
+        return _exit_code(None, report)
+    from .scheduling import run_tasks
+
+    outcome = run_tasks(build_tasks(plan, settings), settings)
+    logger.info("%s", outcome.summary())
+    return _exit_code(outcome, report)
+
+
+def _without_incomplete_passes(groups, missing):
+    """A pass one of whose slices never arrived is not produced (no silently partial tile)."""
+    from .discovery import parse_product_name
+
+    missing_passes = {(n.platform, n.datatake) for n in map(parse_product_name, missing) if n}
+    kept = [g for g in groups if (g.platform, g.datatake) not in missing_passes]
+    for g in groups:
+        if g not in kept:
+            logger.error("tile %s: pass %s not produced, some of its products could not be downloaded", g.tile, g.key)
+    return kept
+
+
+def _exit_code(outcome, report) -> int:
+    if outcome is not None and outcome.exit_code:
+        return outcome.exit_code
+    if report is not None and report.exit_code:
+        return report.exit_code
+    return ExitCode.OK

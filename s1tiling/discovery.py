@@ -1,0 +1,183 @@
+"""Finding the Sentinel-1 products of a request in ``s1_images`` and grouping them per S2 tile.
+
+A *pass* is the set of slices of one datatake (same platform, relative orbit and datatake id):
+they are merged into one output per tile and polarisation. ``tile_to_product_overlap_ratio``
+applies to the union of the slices of a pass over the tile.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from pyproj import Transformer
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.ops import transform as shapely_transform
+from shapely.ops import unary_union
+
+from . import grid
+from .errors import ProductError
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(
+    r"^(?P<platform>S1[A-D])_(?P<mode>IW|EW|S[1-6])_(?P<type>GRD[HMF])_1S(?P<pols>SV|DV|SH|DH)_"
+    r"(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})_(?P<absorbit>\d{6})_(?P<datatake>[0-9A-F]{6})_(?P<crc>[0-9A-F]{4})$"
+)
+_POLS = {"SV": ("VV",), "DV": ("VV", "VH"), "SH": ("HH",), "DH": ("HH", "HV")}
+
+
+@dataclass(frozen=True)
+class ProductName:
+    """What a product's name says, without opening it."""
+
+    name: str
+    platform: str
+    mode: str
+    product_type: str
+    polarisations: tuple
+    start: str
+    datatake: str
+
+    @property
+    def day(self) -> date:
+        return date(int(self.start[:4]), int(self.start[4:6]), int(self.start[6:8]))
+
+
+def parse_product_name(path) -> ProductName | None:
+    """Parse an ESA product name (``S1A_IW_GRDH_1SDV_...``, with or without .SAFE/.zip); None if not one."""
+    name = Path(path).name
+    for suffix in (".zip", ".SAFE"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    m = _NAME.match(name)
+    if not m:
+        return None
+    return ProductName(name, m["platform"], m["mode"], m["type"], _POLS[m["pols"]], m["start"], m["datatake"])
+
+
+def find_local_products(s1_images) -> list[Path]:
+    """Every GRD product under ``s1_images`` (``X.SAFE`` folders and ``X.zip``, at most two levels deep,
+    as EODAG may extract into ``X/X.SAFE``). An unzipped copy wins over a zip of the same product."""
+    root = Path(s1_images)
+    found: dict[str, Path] = {}
+    candidates = [*root.glob("*"), *root.glob("*/*")]
+    for path in sorted(candidates, key=lambda p: (p.suffix != ".SAFE", str(p))):
+        if path.name.startswith("."):
+            continue
+        if not ((path.suffix == ".SAFE" and path.is_dir()) or (path.suffix == ".zip" and path.is_file())):
+            continue
+        parsed = parse_product_name(path)
+        if parsed is None or parsed.product_type[:3] != "GRD":
+            continue
+        found.setdefault(parsed.name, path)
+    return [found[k] for k in sorted(found)]
+
+
+def _wanted_polarisations(spec: str) -> set:
+    return set(spec.upper().split("-"))
+
+
+def name_matches(parsed: ProductName, request) -> bool:
+    """Filters that the name alone decides: platform, dates, polarisations."""
+    if request.platform_list and parsed.platform not in request.platform_list:
+        return False
+    if not (request.first_date <= parsed.day <= request.last_date):
+        return False
+    return bool(_wanted_polarisations(request.polarisation) & set(parsed.polarisations))
+
+
+def product_matches(product, request) -> bool:
+    """Filters that need the manifest: orbit direction and relative orbit."""
+    if request.orbit_direction and product.pass_direction != request.orbit_direction:
+        return False
+    return not (request.relative_orbit_list and product.relative_orbit not in request.relative_orbit_list)
+
+
+@dataclass(frozen=True)
+class TileGroup:
+    """The slices of one pass over one S2 tile: what makes one output per polarisation."""
+
+    tile: str
+    platform: str
+    relative_orbit: int
+    pass_direction: str
+    datatake: str
+    products: tuple  # opened products, sorted by start time
+    polarisations: tuple  # requested polarisations present in every slice
+    coverage: float  # percent of the tile covered by the union of the slices
+
+    @property
+    def day(self) -> date:
+        return self.products[0].start_time.date()
+
+    @property
+    def key(self) -> str:
+        return f"{self.tile}/{self.platform}/{self.relative_orbit:03d}/{self.datatake}"
+
+
+def _lonlat_footprint(product) -> MultiPolygon | Polygon:
+    return getattr(product, "footprint_split", None) or product.footprint
+
+
+def footprint_in_tile_crs(product, tile) -> Polygon | MultiPolygon:
+    """The product footprint projected into the tile's UTM zone."""
+    to_utm = Transformer.from_crs("EPSG:4326", tile.crs, always_xy=True)
+    return shapely_transform(to_utm.transform, _lonlat_footprint(product))
+
+
+def coverage_percent(products, tile) -> float:
+    """Percentage of the tile area covered by the union of the products' footprints."""
+    box = tile.footprint_utm
+    union = unary_union([footprint_in_tile_crs(p, tile) for p in products])
+    return 100.0 * union.intersection(box).area / box.area
+
+
+def group_products(products, tiles, request) -> list[TileGroup]:
+    """Group opened products per (tile, pass); keep groups covering at least the overlap ratio."""
+    wanted = _wanted_polarisations(request.polarisation)
+    passes: dict[tuple, list] = {}
+    for product in products:
+        passes.setdefault((product.platform, product.relative_orbit, product.datatake_id), []).append(product)
+    groups = []
+    for tile_name in tiles:
+        tile = grid.tile(tile_name)
+        for (platform, orbit, datatake), members in sorted(passes.items()):
+            touching = [p for p in members if _touches(p, tile)]
+            if not touching:
+                continue
+            touching.sort(key=lambda p: p.start_time)
+            pols = tuple(sorted(wanted.intersection(*[set(p.polarisations) for p in touching]), reverse=True))
+            cover = coverage_percent(touching, tile)
+            if cover <= 0 or cover < request.tile_to_product_overlap_ratio or not pols:
+                logger.info("tile %s: pass %s/%03d/%s covers %.1f%% of it, skipped (needs %s%%)",
+                            tile_name, platform, orbit, datatake, cover, request.tile_to_product_overlap_ratio)
+                continue
+            groups.append(TileGroup(tile_name, platform, orbit, touching[0].pass_direction, datatake,
+                                    tuple(touching), pols, cover))
+    return groups
+
+
+def _touches(product, tile) -> bool:
+    return footprint_in_tile_crs(product, tile).intersects(tile.footprint_utm)
+
+
+def open_matching_products(s1_images, request) -> list:
+    """Open every local product that passes the request filters; unreadable ones are logged and skipped."""
+    from .s1.product import open_product
+
+    selected = []
+    for path in find_local_products(s1_images):
+        parsed = parse_product_name(path)
+        if not name_matches(parsed, request):
+            continue
+        try:
+            product = open_product(path)
+        except ProductError as err:
+            logger.error("skipping unreadable product: %s", err)
+            continue
+        if product_matches(product, request):
+            selected.append(product)
+    return selected

@@ -1,0 +1,141 @@
+"""Orthorectification: from S2 tile pixels to SAR (line, pixel) positions, then to calibrated values.
+
+For each output pixel the SAR position of the ground point (x, y, h) is needed, h being the
+ellipsoidal height (DEM + geoid). Backward geocoding every pixel is exact but wasteful: the
+mapping is smooth in (x, y) at a fixed height and nearly linear in h. So a :class:`GeometryGrid`
+geocodes a coarse grid of nodes (``orthorectification_gridspacing`` apart) at three heights
+spanning the terrain of the area, and each output pixel gets its position by bilinear
+interpolation in (x, y) and quadratic (Lagrange) interpolation in its own full-resolution
+height. The terrain detail is therefore never smoothed by the node spacing; the error this adds
+is measured in ``tests/test_ortho.py`` and ``benchmarks/bench_ortho_geometry.py`` (README,
+"Accuracy").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from pyproj import Transformer
+
+#: Heights (m) added around the terrain range of a block so that every pixel height lies
+#: between the lowest and highest geometry layer.
+HEIGHT_MARGIN = 20.0
+#: Smallest span between the lowest and the highest layer: keeps the Lagrange nodes apart.
+MIN_HEIGHT_SPAN = 100.0
+
+
+@dataclass(frozen=True)
+class GeometryGrid:
+    """SAR positions of a regular grid of ground nodes at three heights.
+
+    Node ``(j, i)`` lies at ``(x0 + i * step, y0 - j * step)`` in ``crs``; ``lines[k, j, i]`` and
+    ``pixels[k, j, i]`` are its SAR position at ellipsoidal height ``heights[k]``;
+    ``undulation[j, i]`` is the geoid height there. NaN marks nodes that could not be geocoded.
+    """
+
+    crs: str
+    x0: float
+    y0: float
+    step: float
+    heights: np.ndarray
+    lines: np.ndarray
+    pixels: np.ndarray
+    undulation: np.ndarray
+
+    @classmethod
+    def compute(cls, sar_model, geoid, crs, bounds, step, height_range):
+        """Geocode the nodes covering ``bounds`` (xmin, ymin, xmax, ymax in ``crs``).
+
+        ``height_range`` (min, max) is the range of orthometric heights in the area; the geoid
+        range of the area is added to it to place the three layers.
+        """
+        xmin, ymin, xmax, ymax = bounds
+        x0 = np.floor(xmin / step) * step
+        y0 = np.ceil(ymax / step) * step
+        nx = int(np.ceil((xmax - x0) / step)) + 1
+        ny = int(np.ceil((y0 - ymin) / step)) + 1
+        xs = x0 + step * np.arange(nx)
+        ys = y0 - step * np.arange(ny)
+        xx, yy = np.meshgrid(xs, ys)
+        to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+        lon, lat = to_lonlat.transform(xx, yy)
+        undulation = np.asarray(geoid.undulation(lat, lon), dtype=np.float64)
+        lo = float(height_range[0]) + float(np.nanmin(undulation)) - HEIGHT_MARGIN
+        hi = float(height_range[1]) + float(np.nanmax(undulation)) + HEIGHT_MARGIN
+        hi = max(hi, lo + MIN_HEIGHT_SPAN)
+        heights = np.array([lo, 0.5 * (lo + hi), hi])
+        lines = np.empty((3, ny, nx))
+        pixels = np.empty((3, ny, nx))
+        for k, h in enumerate(heights):
+            lines[k], pixels[k] = sar_model.ground_to_sar(lat, lon, np.full_like(lat, h))
+        return cls(str(crs), float(x0), float(y0), float(step), heights, lines, pixels, undulation)
+
+    def sar_positions(self, transform, row0, col0, orthometric):
+        """SAR (line, pixel) of the output pixels of a block.
+
+        ``transform`` is the affine of the output grid (north-up), ``(row0, col0)`` the block's
+        first pixel in it and ``orthometric`` the DEM heights of the block (2-D array).
+        """
+        heights = np.ascontiguousarray(orthometric, dtype=np.float64)
+        lines = np.empty(heights.shape)
+        pixels = np.empty(heights.shape)
+        _interpolate_positions(
+            self.lines, self.pixels, self.undulation, self.heights,
+            (transform.c + (col0 + 0.5) * transform.a - self.x0) / self.step, transform.a / self.step,
+            (self.y0 - transform.f - (row0 + 0.5) * transform.e) / self.step, -transform.e / self.step,
+            heights, lines, pixels,
+        )
+        return lines, pixels
+
+
+@numba.njit(parallel=True, cache=True)
+def _interpolate_positions(node_lines, node_pixels, undulation, layer_h, u0, du, v0, dv, dem, out_l, out_p):
+    ny, nx = undulation.shape
+    rows, cols = dem.shape
+    h0, h1, h2 = layer_h[0], layer_h[1], layer_h[2]
+    for r in numba.prange(rows):
+        v = v0 + r * dv
+        j = min(max(int(np.floor(v)), 0), ny - 2)
+        fv = v - j
+        for c in range(cols):
+            u = u0 + c * du
+            i = min(max(int(np.floor(u)), 0), nx - 2)
+            fu = u - i
+            w00 = (1 - fu) * (1 - fv)
+            w01 = fu * (1 - fv)
+            w10 = (1 - fu) * fv
+            w11 = fu * fv
+            n = (w00 * undulation[j, i] + w01 * undulation[j, i + 1]
+                 + w10 * undulation[j + 1, i] + w11 * undulation[j + 1, i + 1])
+            h = dem[r, c] + n
+            # Lagrange weights of the three layers at height h.
+            a0 = (h - h1) * (h - h2) / ((h0 - h1) * (h0 - h2))
+            a1 = (h - h0) * (h - h2) / ((h1 - h0) * (h1 - h2))
+            a2 = (h - h0) * (h - h1) / ((h2 - h0) * (h2 - h1))
+            line = 0.0
+            pixel = 0.0
+            for k, a in ((0, a0), (1, a1), (2, a2)):
+                line += a * (w00 * node_lines[k, j, i] + w01 * node_lines[k, j, i + 1]
+                             + w10 * node_lines[k, j + 1, i] + w11 * node_lines[k, j + 1, i + 1])
+                pixel += a * (w00 * node_pixels[k, j, i] + w01 * node_pixels[k, j, i + 1]
+                              + w10 * node_pixels[k, j + 1, i] + w11 * node_pixels[k, j + 1, i + 1])
+            out_l[r, c] = line
+            out_p[r, c] = pixel
+
+
+def sar_window(lines, pixels, image_shape, margin):
+    """Smallest window ``(row_off, col_off, height, width)`` of the SAR image holding every sample
+    needed to interpolate at the given positions (``margin`` extra samples each side), or None."""
+    finite = np.isfinite(lines) & np.isfinite(pixels)
+    if not finite.any():
+        return None
+    lo_l = int(np.floor(np.nanmin(np.where(finite, lines, np.nan)))) - margin
+    hi_l = int(np.ceil(np.nanmax(np.where(finite, lines, np.nan)))) + margin + 1
+    lo_p = int(np.floor(np.nanmin(np.where(finite, pixels, np.nan)))) - margin
+    hi_p = int(np.ceil(np.nanmax(np.where(finite, pixels, np.nan)))) + margin + 1
+    lo_l, lo_p = max(lo_l, 0), max(lo_p, 0)
+    hi_l, hi_p = min(hi_l, image_shape[0]), min(hi_p, image_shape[1])
+    if hi_l <= lo_l or hi_p <= lo_p:
+        return None
+    return lo_l, lo_p, hi_l - lo_l, hi_p - lo_p

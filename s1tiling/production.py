@@ -1,0 +1,178 @@
+"""Producing the S2 tile images of one pass: orthorectify its slices block by block, merge, write.
+
+One :class:`TileJob` makes one GeoTIFF per polarisation. The tile is processed in blocks
+(``BLOCK_ROWS`` x ``BLOCK_COLS`` output pixels); for each block and each slice of the pass the
+geometry (a :class:`~s1tiling.ortho.GeometryGrid` and the SAR position of every pixel) is
+computed once and used for every polarisation; only the SAR window under the block is read and
+calibrated. Slices are merged by keeping the first non-zero value (slices in time order), so two
+consecutive slices of a datatake give one seamless image.
+"""
+from __future__ import annotations
+
+import logging
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+from pyproj import Transformer
+from rasterio.windows import Window
+from shapely.geometry import box
+from shapely.ops import transform as shapely_transform
+
+from . import grid
+from .geometry.dem import DemCatalog
+from .geometry.geoid import Geoid, find_geoid
+from .geometry.orbit import find_orbit_file, read_eof
+from .geometry.sar_model import SarModel
+from .naming import TileProduct
+from .ortho import GeometryGrid, sar_window
+from .radiometry import border_cut_params, calibrate
+from .resampling import margin, sample
+from .s1.product import open_product
+from .writing import AtomicRasterWriter, creation_options_for, tile_metadata
+
+logger = logging.getLogger(__name__)
+
+BLOCK_ROWS = 1024
+BLOCK_COLS = 2048
+#: Footprints in manifests are approximate: blocks this close to a slice footprint are processed.
+FOOTPRINT_MARGIN = 2000.0
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """One pass over one tile: the slices (paths, in time order) and the outputs to make."""
+
+    tile: str
+    products: tuple  # product paths (str)
+    outputs: tuple  # ((polarisation, output path), ...)
+
+    @property
+    def key(self) -> str:
+        return f"ortho/{Path(self.outputs[0][1]).stem}"
+
+
+def dem_catalog(settings) -> DemCatalog:
+    paths = settings.paths
+    return DemCatalog(paths.dem_dir, paths.dem_format, paths.dem_database)
+
+
+@lru_cache(maxsize=4)
+def _geoid(path):
+    return Geoid(find_geoid(path))
+
+
+def sar_model(product, settings):
+    """Geometry of a product: precise orbit from ``eof_dir`` when one covers it, else the annotation's."""
+    annotation = product.annotation(product.polarisations[0])
+    vectors = None
+    eof_dir = settings.paths.eof_dir
+    if eof_dir and Path(eof_dir).is_dir():
+        found = find_orbit_file(eof_dir, product.platform, product.start_time, product.stop_time)
+        if found is not None:
+            vectors = read_eof(found)
+            logger.info("%s: using orbit file %s", product.name, Path(found).name)
+    return SarModel.from_annotation(annotation, state_vectors=vectors)
+
+
+def tile_product(group_products, tile_name, polarisation, calibration) -> TileProduct:
+    first = group_products[0]
+    return TileProduct(
+        flying_unit_code=first.flying_unit_code, tile_name=tile_name, polarisation=polarisation,
+        orbit_direction=first.pass_direction, orbit=first.relative_orbit,
+        acquisition_times=tuple(p.start_time for p in group_products), calibration=calibration,
+    )
+
+
+def produce(job: TileJob, settings) -> list[str]:
+    """Make the outputs of ``job``; return the paths written."""
+    proc = settings.processing
+    tile = grid.tile(job.tile)
+    resolution = proc.output_spatial_resolution
+    transform = tile.transform(resolution)
+    rows, cols = tile.shape(resolution)
+    products = [open_product(p) for p in job.products]
+    models = [sar_model(p, settings) for p in products]
+    catalog = dem_catalog(settings)
+    geoid = _geoid(settings.paths.geoid_file)
+    to_utm = Transformer.from_crs("EPSG:4326", tile.crs, always_xy=True)
+    footprints = [
+        shapely_transform(to_utm.transform, getattr(p, "footprint_split", None) or p.footprint).buffer(FOOTPRINT_MARGIN)
+        for p in products
+    ]
+    pols = [pol for pol, _ in job.outputs]
+    cuts = {(i, pol): border_cut_params(p, pol, proc.override_azimuth_cut_threshold_to)
+            for i, p in enumerate(products) for pol in pols}
+    method = proc.orthorectification_interpolation_method
+    dtype, options = creation_options_for("tiled", proc.creation_options)
+
+    written = []
+    with ExitStack() as stack:
+        writers = {}
+        for pol, path in job.outputs:
+            tags = tile_metadata(
+                tile_product(products, job.tile, pol, proc.calibration),
+                input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
+                noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
+                interpolator=method, spatial_resolution=resolution, engine="native",
+                orbit_source=models[0].orbit_source, extra=settings.metadata,
+            )
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            writers[pol] = stack.enter_context(AtomicRasterWriter(
+                path, crs=tile.crs, transform=transform, width=cols, height=rows, dtype=dtype,
+                creation_options=options, tags=tags))
+        for r0 in range(0, rows, BLOCK_ROWS):
+            for c0 in range(0, cols, BLOCK_COLS):
+                h, w = min(BLOCK_ROWS, rows - r0), min(BLOCK_COLS, cols - c0)
+                blocks = _block(products, models, footprints, cuts, pols, catalog, geoid, tile,
+                                transform, r0, c0, h, w, settings)
+                if blocks is not None:
+                    for pol in pols:
+                        writers[pol].write(blocks[pol], Window(c0, r0, w, h))
+        written = [str(path) for _, path in job.outputs]
+    logger.info("%s: wrote %s", job.tile, ", ".join(Path(p).name for p in written))
+    return written
+
+
+def _block(products, models, footprints, cuts, pols, catalog, geoid, tile, transform, r0, c0, h, w, settings):
+    """Merged values of every polarisation over one block, or None when no slice touches it."""
+    proc = settings.processing
+    x0, y0 = transform * (c0, r0)
+    x1, y1 = transform * (c0 + w, r0 + h)
+    area = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+    active = [i for i, fp in enumerate(footprints) if fp.intersects(area)]
+    if not active:
+        return None
+    block_transform = transform * Affine.translation(c0, r0)
+    dem = catalog.heights_on_grid(tile.crs, block_transform, (h, w))
+    res = transform.a
+    centres = (area.bounds[0] + res / 2, area.bounds[1] + res / 2, area.bounds[2] - res / 2, area.bounds[3] - res / 2)
+    method = proc.orthorectification_interpolation_method
+    merged = {pol: np.zeros((h, w), dtype=np.float32) for pol in pols}
+    for i in active:
+        product = products[i]
+        geometry = GeometryGrid.compute(models[i], geoid, tile.crs, centres, proc.orthorectification_gridspacing,
+                                        (float(np.min(dem)), float(np.max(dem))))
+        lines, pixels = geometry.sar_positions(transform, r0, c0, dem)
+        window = sar_window(lines, pixels, product.shape, margin(method))
+        if window is None:
+            continue
+        for pol in pols:
+            values = calibrate(product, pol, window, calibration=_radiometric_lut(proc.calibration),
+                               remove_thermal_noise=proc.remove_thermal_noise,
+                               lower_signal_value=proc.lower_signal_value, border_cut=cuts[i, pol])
+            resampled = sample(values, window[0], window[1], product.shape, lines, pixels, method,
+                               floor=proc.lower_signal_value)
+            target = merged[pol]
+            np.copyto(target, resampled, where=target == 0)
+    return merged
+
+
+def _radiometric_lut(calibration: str) -> str:
+    """The calibration LUT behind a ``[Processing] calibration`` value."""
+    if calibration in ("sigma", "beta", "gamma", "dn"):
+        return calibration
+    raise NotImplementedError(f"calibration {calibration!r} is not supported by the native engine yet")
