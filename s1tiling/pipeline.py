@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import grid
 from .discovery import group_products, open_matching_products
-from .errors import ExitCode, MissingDEMError, NoIntersectionError
+from .errors import ExitCode, MissingDEMError, NoIntersectionError, S1TilingError
 from .naming import TileProduct
 
 logger = logging.getLogger(__name__)
@@ -135,9 +135,23 @@ def build_tasks(plan, settings) -> list:
 
 
 def run(settings, *, dry_run: bool = False, cache_before_ortho: bool = False) -> int:
-    """Process the request; return the exit status (0 on success)."""
-    if dry_run:
-        print(settings.describe())
+    """Process the request; return the exit status (0 on success).
+
+    ``dry_run`` prints the settings and the plan and does nothing; a problem that would stop
+    a real run (no product, missing DEM...) is printed too, and the exit status stays 0: only
+    a wrong request file fails a dry run.
+    """
+    if not dry_run:
+        return _run(settings, dry_run=False)
+    print(settings.describe())
+    try:
+        return _run(settings, dry_run=True)
+    except S1TilingError as err:
+        print(f"A real run would stop here (exit {int(err.exit_code)}): {err}")
+        return ExitCode.OK
+
+
+def _run(settings, *, dry_run: bool) -> int:
     tiles = settings.processing.tiles
     report = _download(settings, dry_run) if settings.data_source.download else None
     products = open_matching_products(settings.paths.s1_images, settings.data_source)
