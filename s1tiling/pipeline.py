@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import grid
 from .discovery import group_products, open_matching_products
-from .errors import ExitCode, MissingDEMError, NoIntersectionError, S1TilingError
+from .errors import ExitCode, MissingDEMError, NoIntersectionError, NoProductFoundError, S1TilingError
 from .naming import TileProduct
 
 logger = logging.getLogger(__name__)
@@ -112,14 +112,21 @@ def check_dem_and_geoid(settings, tiles) -> None:
 
 
 def _download(settings, dry_run):
+    """Search and fetch what the request needs; None for a dry run (which only lists it)."""
     from . import download
 
     request = download.request_from_settings(settings)
     found = download.search_products(request)
+    if not found and request.all_tiles:
+        raise NoProductFoundError(
+            f"roi_by_tiles = ALL: no Sentinel-1 product found between {settings.data_source.first_date} "
+            f"and {settings.data_source.last_date}")
     if dry_run:
-        print(download.describe_dry_run(found))
+        print(download.describe_dry_run(found, settings.paths.s1_images))
         return None
-    return download.download_products(found, request)
+    report = download.download_products(found, request)
+    logger.info("%s", report.summary())
+    return report
 
 
 def build_tasks(plan, settings) -> list:
@@ -155,12 +162,11 @@ def _run(settings, *, dry_run: bool) -> int:
     tiles = settings.processing.tiles
     report = _download(settings, dry_run) if settings.data_source.download else None
     products = open_matching_products(settings.paths.s1_images, settings.data_source)
-    if report is not None and report.missing:
-        missing = set(report.missing)
-        products = [p for p in products if p.name not in missing]
+    unavailable = report.unavailable if report is not None else set()
+    products = [p for p in products if p.name not in unavailable]
     groups = group_products(products, tiles, settings.data_source)
-    if report is not None and report.missing:
-        groups = _without_incomplete_passes(groups, set(report.missing))
+    if unavailable:
+        groups = _without_incomplete_passes(groups, report)
     if not groups:
         raise NoIntersectionError(
             f"no Sentinel-1 product in {settings.paths.s1_images} intersects tile(s) {', '.join(tiles)} "
@@ -180,15 +186,18 @@ def _run(settings, *, dry_run: bool) -> int:
     return _exit_code(outcome, report)
 
 
-def _without_incomplete_passes(groups, missing):
-    """A pass one of whose slices never arrived is not produced (no silently partial tile)."""
+def _without_incomplete_passes(groups, report):
+    """A pass over a tile one of whose slices never arrived is not produced (no silently partial tile)."""
     from .discovery import parse_product_name
 
-    missing_passes = {(n.platform, n.datatake) for n in map(parse_product_name, missing) if n}
-    kept = [g for g in groups if (g.platform, g.datatake) not in missing_passes]
+    kept = []
     for g in groups:
-        if g not in kept:
-            logger.error("tile %s: pass %s not produced, some of its products could not be downloaded", g.tile, g.key)
+        lost = [name for name in report.products_for_tile(g.tile) if name in report.unavailable
+                and (parsed := parse_product_name(name)) and (parsed.platform, parsed.datatake) == (g.platform, g.datatake)]
+        if lost:
+            logger.error("tile %s: pass %s not produced, product(s) not retrieved: %s", g.tile, g.key, ", ".join(lost))
+        else:
+            kept.append(g)
     return kept
 
 
