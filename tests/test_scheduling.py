@@ -1,0 +1,275 @@
+"""The task-graph runner: same results on 1 and 2 worker processes, failures isolated, job scripts."""
+import logging
+import os
+import re
+import sys
+import time
+import types
+
+import pytest
+
+from s1tiling import scheduling
+from s1tiling.config import load_config
+from s1tiling.errors import ProductError
+from s1tiling.scheduling import Task, executor_for, job_script, run_tasks, run_temporary_dir
+
+pytest.importorskip("distributed")
+
+
+# ---------------------------------------------------------------- toy task functions (top-level: picklable)
+
+def square(x):
+    return x * x
+
+
+def total(inputs):
+    return sum(inputs.values())
+
+
+def write_number(path, inputs):
+    value = sum(inputs.values())
+    path.write_text(str(value), encoding="utf-8")
+    return path
+
+
+def broken(message):
+    raise ProductError("S1A_IW_GRDH_FAKE", "annotation/s1a-iw-grd-vv.xml", message)
+
+
+def interval(seconds):
+    """(start, end) wall-clock times of a task that sleeps; used to see whether tasks overlapped."""
+    start = time.time()
+    time.sleep(seconds)
+    return start, time.time()
+
+
+def environment(name):
+    return os.environ.get(name)
+
+
+def say(text):
+    logging.getLogger("s1tiling.tests").info(text)
+    return text
+
+
+# ---------------------------------------------------------------- settings from a request file
+
+def make_settings(directory, processing=(), cluster=()):
+    """Settings read by load_config from a request file with the given [Processing]/[Cluster] keys."""
+    directory.mkdir(parents=True, exist_ok=True)
+    sections = {
+        "Paths": {"output": directory / "out", "s1_images": directory / "raw", "dem_dir": directory / "dem",
+                  "tmp": directory / "tmp"},
+        "DataSource": {"first_date": "2020-01-01", "last_date": "2020-01-31"},
+        "Processing": {"tiles": "33NWB", **dict(processing)},
+        "Cluster": dict(cluster),
+    }
+    text = "".join(f"[{name}]\n" + "".join(f"{k} : {v}\n" for k, v in keys.items())
+                   for name, keys in sections.items())
+    path = directory / "request.cfg"
+    path.write_text(text, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as patch:
+        try:
+            import s1tiling.grid  # noqa: F401
+        except ImportError:  # the tile grid module is not there yet: accept well-formed names
+            fake = types.ModuleType("s1tiling.grid")
+            fake.is_valid_tile_name = lambda name: bool(re.fullmatch(r"\d{2}[C-X][A-Z]{2}", name))
+            patch.setitem(sys.modules, "s1tiling.grid", fake)
+        return load_config(path)
+
+
+@pytest.fixture(scope="module")
+def settings1(tmp_path_factory):
+    """One worker process with 2 threads (nb_otb_threads) and 1 GiB."""
+    return make_settings(tmp_path_factory.mktemp("one"),
+                         {"nb_parallel_processes": 1, "nb_otb_threads": 2, "ram_per_process": 1024})
+
+
+@pytest.fixture(scope="module")
+def settings2(tmp_path_factory):
+    """Two worker processes with 1 thread and 1 GiB each."""
+    return make_settings(tmp_path_factory.mktemp("two"),
+                         {"nb_parallel_processes": 2, "nb_otb_threads": 1, "ram_per_process": 1024})
+
+
+@pytest.fixture(scope="module")
+def local1(settings1):
+    with executor_for(settings1) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def local2(settings2):
+    with executor_for(settings2) as client:
+        yield client
+
+
+def numbers_graph(directory):
+    """squares of 1..6, two partial sums, a total written to a file."""
+    squares = [Task(f"square/{i}", square, (i,), kind="prepare") for i in range(1, 7)]
+    low = Task("sum/low", total, deps=("square/1", "square/2", "square/3"), kind="ortho")
+    high = Task("sum/high", total, deps=("square/4", "square/5", "square/6"), kind="ortho")
+    out = Task("write/total", write_number, (directory / "total.txt",), deps=("sum/low", "sum/high"), kind="mask")
+    return [*squares, low, high, out]
+
+
+# ---------------------------------------------------------------- results
+
+def test_one_and_two_processes_give_the_same_results(local1, local2, settings1, settings2, tmp_path):
+    reports = {}
+    for name, client, settings in (("one", local1, settings1), ("two", local2, settings2),
+                                   ("sequential", "sequential", settings2)):
+        (tmp_path / name).mkdir()
+        report = run_tasks(numbers_graph(tmp_path / name), settings, client=client)
+        assert report.exit_code == 0 and not report.failed and not report.skipped
+        reports[name] = report
+
+    expected = {f"square/{i}": i * i for i in range(1, 7)}
+    expected.update({"sum/low": 1 + 4 + 9, "sum/high": 16 + 25 + 36})
+    for name, report in reports.items():
+        results = {key: outcome.result for key, outcome in report.outcomes.items()}
+        assert results.pop("write/total") == tmp_path / name / "total.txt"
+        assert results == expected
+        assert (tmp_path / name / "total.txt").read_text() == "91"
+        assert report.produced == [tmp_path / name / "total.txt"]
+        assert str(tmp_path / name / "total.txt") in report.summary()
+
+
+@pytest.mark.parametrize("executor", ["local2", "sequential"])
+def test_a_failed_task_skips_its_dependents_only(executor, request, settings2):
+    client = request.getfixturevalue(executor) if executor != "sequential" else "sequential"
+    tasks = [
+        Task("a", square, (3,)),
+        Task("bad", broken, ("measurement file truncated",), deps=("a",), kind="ortho"),
+        Task("after-bad", total, deps=("bad",), kind="mask"),
+        Task("after-after-bad", total, deps=("after-bad", "a"), kind="quicklook"),
+        Task("independent", square, (5,)),
+        Task("after-a", total, deps=("a", "independent")),
+    ]
+    report = run_tasks(tasks, settings2, client=client)
+
+    assert report.exit_code == 66
+    assert [o.key for o in report.done] == ["a", "independent", "after-a"]
+    assert report["after-a"].result == 9 + 25
+    (failed,) = report.failed
+    assert failed.key == "bad" and failed.exit_code == 71  # ProductError's code survives the trip back
+    assert failed.error.startswith("ProductError: S1A_IW_GRDH_FAKE") and "measurement file truncated" in failed.error
+    assert "broken" in failed.details  # the traceback names the function that raised
+    assert {o.key: o.error for o in report.skipped} == {
+        "after-bad": "dependency bad failed", "after-after-bad": "dependency bad failed"}
+    summary = report.summary()
+    assert "1 failed" in summary and "2 skipped" in summary
+    assert "bad: ProductError" in summary and "measurement file truncated" in summary
+
+
+def test_a_worker_runs_one_task_at_a_time_unless_they_fit_in_its_memory(local1, settings1):
+    """1 worker with 2 threads and 1024 MB: default tasks need ram_per_process, so they never overlap."""
+    tasks = [Task(f"heavy/{i}", interval, (0.4,)) for i in range(2)]
+    tasks.append(Task("bigger-than-any-worker", square, (2,), resources={"memory": 10 ** 6}))
+    tasks.append(Task("threads", environment, ("NUMBA_NUM_THREADS",)))
+    report = run_tasks(tasks, settings1, client=local1)
+    assert report.exit_code == 0
+    (s1, e1), (s2, e2) = report["heavy/0"].result, report["heavy/1"].result
+    assert e1 <= s2 or e2 <= s1
+    assert report["bigger-than-any-worker"].result == 4  # asked more than exists: runs, alone, anyway
+    assert report["threads"].result == "2"  # nb_otb_threads
+
+
+def test_tasks_of_a_limited_kind_do_not_overlap(local2, settings2):
+    tasks = [Task(f"download/{i}", interval, (0.4,), kind="download") for i in range(2)]
+    report = run_tasks(tasks, settings2, client=local2, limits={"download": 1})
+    (s1, e1), (s2, e2) = (o.result for o in report.done)
+    assert e1 <= s2 or e2 <= s1
+
+
+def test_worker_logs_reach_the_main_process(local2, settings2, caplog):
+    caplog.set_level(logging.INFO, logger="s1tiling")
+    run_tasks([Task("say", say, ("hello from a worker",))], settings2, client=local2)
+    assert any(r.name == "s1tiling.tests" and r.getMessage() == "hello from a worker" for r in caplog.records)
+
+
+def test_progress_lines_are_logged_periodically(settings2, caplog, monkeypatch):
+    monkeypatch.setattr(scheduling, "PROGRESS_LOG_INTERVAL", 0.05)
+    caplog.set_level(logging.INFO, logger="s1tiling")
+    tasks = [Task(f"wait/{i}", interval, (0.3,)) for i in range(2)]
+    run_tasks(tasks, settings2, client="sequential", progress=False)
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress: ")]
+    assert progress and re.fullmatch(r"Progress: [012]/2 tasks finished \(\d done, 0 failed, 0 skipped\)", progress[0])
+
+
+def test_connecting_to_a_running_scheduler(local2, tmp_path):
+    settings = make_settings(tmp_path, cluster={"scheduler": "address", "address": local2.scheduler.address})
+    with executor_for(settings) as client:
+        report = run_tasks(numbers_graph(tmp_path), settings, client=client)
+    assert report["sum/high"].result == 16 + 25 + 36
+    assert local2.submit(square, 7).result() == 49  # the cluster outlives the connection
+
+
+def test_bad_graphs_are_refused(settings2):
+    with pytest.raises(ValueError, match="two tasks have the key 'a'"):
+        run_tasks([Task("a", square, (1,)), Task("a", square, (2,))], settings2, client="sequential")
+    with pytest.raises(ValueError, match="'missing'"):
+        run_tasks([Task("a", total, deps=("missing",))], settings2, client="sequential")
+    with pytest.raises(ValueError, match="cycle"):
+        run_tasks([Task("a", total, deps=("b",)), Task("b", total, deps=("a",))], settings2, client="sequential")
+    with pytest.raises(ValueError, match="memory"):
+        Task("a", square, (1,), resources={"gpu": 1})
+
+
+# ---------------------------------------------------------------- temporary directories
+
+def test_run_temporary_directories_are_unique_and_removed(settings2):
+    with run_temporary_dir(settings2) as first, run_temporary_dir(settings2) as second:
+        assert first != second and first.is_dir() and second.is_dir()
+        assert first.parent == second.parent == settings2.paths.tmp
+        assert first.name.startswith("s1tiling-") and f"-{os.getpid()}-" in first.name
+        (first / "partial.tif").write_bytes(b"x")
+    assert not first.exists() and not second.exists()
+
+
+def test_debug_mode_keeps_the_temporary_directory(tmp_path):
+    settings = make_settings(tmp_path, {"mode": "debug"})
+    with run_temporary_dir(settings) as path:
+        pass
+    assert path.is_dir()
+
+
+# ---------------------------------------------------------------- batch job scripts
+
+def directives(script, prefix):
+    return [line[len(prefix):].strip() for line in script.splitlines() if line.startswith(prefix)]
+
+
+@pytest.fixture
+def batch_keys():
+    return {"cores": 8, "memory": "32 GiB", "processes": 2, "walltime": "02:00:00",
+            "queue": "short", "account": "s1proj", "job_extra_directives": "--qos=normal"}
+
+
+def test_slurm_job_script(tmp_path, batch_keys):
+    pytest.importorskip("dask_jobqueue")
+    script = job_script(make_settings(tmp_path, {"nb_otb_threads": 4}, {"scheduler": "slurm", **batch_keys}))
+    sbatch = directives(script, "#SBATCH")
+    assert {"--cpus-per-task=8", "--mem=32G", "-t 02:00:00", "-p short", "-A s1proj", "--qos=normal"} <= set(sbatch)
+    worker = next(line for line in script.splitlines() if "--nthreads" in line)  # the worker command
+    # 2 worker processes of 8 / 2 threads and 32 GiB / 2 = 16384 MiB each
+    assert "--nworkers 2" in worker and "--nthreads 4" in worker
+    assert "--memory-limit 16.00GiB" in worker and "--resources memory=16384" in worker
+    assert "export NUMBA_NUM_THREADS=4" in script.splitlines()
+
+
+def test_pbs_job_script(tmp_path, batch_keys):
+    pytest.importorskip("dask_jobqueue")
+    script = job_script(make_settings(tmp_path, {}, {"scheduler": "pbs", **batch_keys}))
+    pbs = directives(script, "#PBS")
+    assert {"-l select=1:ncpus=8:mem=32GB", "-l walltime=02:00:00", "-q short", "-A s1proj"} <= set(pbs)
+
+
+def test_batch_job_defaults_come_from_processing(tmp_path):
+    """Without [Cluster] sizes, a job holds nb_parallel_processes workers of ram_per_process MiB."""
+    pytest.importorskip("dask_jobqueue")
+    settings = make_settings(tmp_path, {"nb_parallel_processes": 3, "nb_otb_threads": 2, "ram_per_process": 2048},
+                             {"scheduler": "slurm"})
+    script = job_script(settings)
+    assert {"--cpus-per-task=6", "--mem=6G"} <= set(directives(script, "#SBATCH"))
+    assert "--resources memory=2048" in script
