@@ -1,0 +1,404 @@
+"""DEM tiles (SRTM .hgt, Copernicus DEM GeoTIFF, ...): which tiles a region needs, heights.
+
+Heights are orthometric, as the tiles store them (add the geoid undulation, see
+:mod:`s1tiling.geometry.geoid`). Tiles are read through rasterio, so every format GDAL
+reads works; GDAL also places the posts right (an .hgt post is a pixel centre: the
+first post of N50E010.hgt is exactly at 51N 10E).
+
+Sampling is done on the raw posts (no intermediate warp): the tiles needed are pasted
+into one in-memory mosaic on their common post lattice (tiles of a coarser spacing,
+e.g. Copernicus DEM above 50 degrees, are first warped onto the finest lattice with
+GDAL), then each target point is interpolated from the posts around it:
+'nearest', 'bilinear' or 'cubic' (Keys' cubic convolution, a = -0.5, GDAL's 'cubic').
+Voids and missing tiles give 0 (the geoid), with a warning.
+
+Tile file names come from ``dem_format``, a ``str.format`` pattern with fields
+``{id}`` (``N50E010``), ``{lat}`` (``N50``) and ``{lon}`` (``E010``): the default
+``{id}.hgt`` for SRTM, ``Copernicus_DSM_COG_10_{lat}_00_{lon}_00_DEM.tif`` for
+Copernicus DEM GLO-30. Tiles are 1 x 1 degree and named by their south-west corner,
+unless a GeoPackage ``dem_database`` gives the footprint of each tile (attribute
+``id``). Longitudes may run past 180 (e.g. 179.5 .. 180.5) for regions across the
+antimeridian.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import shapely
+import shapely.affinity
+import shapely.errors
+from numba import njit, prange
+from pyproj import CRS, Transformer
+from rasterio.transform import Affine
+from rasterio.warp import Resampling, reproject
+from rasterio.windows import Window
+from shapely.geometry import box
+from shapely.ops import transform as transform_geometry
+
+from ..errors import ConfigurationError, MissingDEMError
+
+log = logging.getLogger(__name__)
+
+NEAREST, BILINEAR, CUBIC = 0, 1, 2
+_RESAMPLING = {"nearest": NEAREST, "bilinear": BILINEAR, "cubic": CUBIC}
+_MARGIN = 6.0 / 3600.0  # degrees read around a region: two 3" posts
+_LONLAT_STEP = 8  # exact lon/lat every 8 target pixels on large grids, bilinear in between
+_ID = re.compile(r"^([NS])(\d{2})([EW])(\d{3})$")
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@njit(cache=True)
+def _keys(x):
+    """Keys' cubic convolution weight (a = -0.5)."""
+    x = abs(x)
+    if x <= 1.0:
+        return (1.5 * x - 2.5) * x * x + 1.0
+    if x < 2.0:
+        return ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0
+    return 0.0
+
+
+@njit(cache=True)
+def _interpolate(grid, r, c, method):
+    """``grid`` at fractional post coordinates (r, c), clamped to the grid; NaN in, NaN out."""
+    if math.isnan(r) or math.isnan(c):
+        return np.nan
+    nr, nc = grid.shape
+    r = min(max(r, 0.0), nr - 1.0)
+    c = min(max(c, 0.0), nc - 1.0)
+    if method == NEAREST:
+        return grid[int(r + 0.5), int(c + 0.5)]
+    r0 = min(int(r), max(nr - 2, 0))
+    c0 = min(int(c), max(nc - 2, 0))
+    fr = r - r0
+    fc = c - c0
+    if method == BILINEAR:
+        r1 = min(r0 + 1, nr - 1)
+        c1 = min(c0 + 1, nc - 1)
+        top = grid[r0, c0] + fc * (grid[r0, c1] - grid[r0, c0])
+        bottom = grid[r1, c0] + fc * (grid[r1, c1] - grid[r1, c0])
+        return top + fr * (bottom - top)
+    acc = 0.0
+    for dr in range(-1, 3):
+        wr = _keys(fr - dr)
+        rr = min(max(r0 + dr, 0), nr - 1)
+        for dc in range(-1, 3):
+            cc = min(max(c0 + dc, 0), nc - 1)
+            acc += wr * _keys(fc - dc) * grid[rr, cc]
+    return acc
+
+
+@njit(cache=True)
+def _lattice_value(grid, lattice, lat, lon, method):
+    """Height at (lat, lon) on a lattice (lat0, lon0, dlat, dlon, wrap_start): longitudes are
+    first brought into [wrap_start, wrap_start + 360) unless wrap_start is NaN."""
+    lat0, lon0, dlat, dlon, wrap_start = lattice
+    if not math.isnan(wrap_start):
+        lon = lon - 360.0 * math.floor((lon - wrap_start) / 360.0)
+    return _interpolate(grid, (lat0 - lat) / dlat, (lon - lon0) / dlon, method)
+
+
+@njit(parallel=True, cache=True)
+def sample_lattice(grid, lattice, lat, lon, method, out):
+    """out[i] = the grid interpolated at (lat[i], lon[i]); see :func:`_lattice_value`."""
+    for i in prange(lat.size):
+        out[i] = _lattice_value(grid, lattice, lat[i], lon[i], method)
+
+
+@njit(parallel=True, cache=True)
+def _sample_raster(lat_sub, lon_sub, row_pos, col_pos, grid, lattice, method, geoid, geoid_lattice, out):
+    """Heights at every target pixel (i, j), plus the geoid's (bilinear): its lat/lon
+    interpolated bilinearly in the exact sub-grid (lat_sub, lon_sub) at fractional
+    position (row_pos[i], col_pos[j])."""
+    for i in prange(row_pos.size):
+        for j in range(col_pos.size):
+            lat = _interpolate(lat_sub, row_pos[i], col_pos[j], BILINEAR)
+            lon = _interpolate(lon_sub, row_pos[i], col_pos[j], BILINEAR)
+            out[i, j] = _lattice_value(grid, lattice, lat, lon, method) + _lattice_value(
+                geoid, geoid_lattice, lat, lon, BILINEAR
+            )
+
+
+def _method(resampling: str) -> int:
+    if resampling not in _RESAMPLING:
+        raise ValueError(f"resampling must be one of {sorted(_RESAMPLING)}, not {resampling!r}")
+    return _RESAMPLING[resampling]
+
+
+def _unwrap(lon: np.ndarray) -> np.ndarray:
+    """Longitudes made continuous across the antimeridian (179.5, -179.5 -> 179.5, 180.5)."""
+    lon = np.mod(np.asarray(lon, dtype=np.float64) + 180.0, 360.0) - 180.0
+    finite = lon[np.isfinite(lon)]
+    if finite.size and np.ptp(finite) > 180.0:
+        lon = np.where(lon < 0.0, lon + 360.0, lon)
+    return lon
+
+
+class _Mosaic:
+    """Heights on one post lattice: post (0, 0) at (lat0, lon0), spacings dlat, dlon (degrees)."""
+
+    def __init__(self, grid, lat0, lon0, dlat, dlon):
+        self.grid = grid
+        centre = lon0 + 0.5 * dlon * (grid.shape[1] - 1)
+        self.lattice = (float(lat0), float(lon0), float(dlat), float(dlon), float(centre - 180.0))
+
+    def sample(self, lat, lon, method) -> np.ndarray:
+        lat, lon = np.broadcast_arrays(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
+        out = np.empty(lat.size)
+        flat_lat, flat_lon = np.ascontiguousarray(lat).ravel(), np.ascontiguousarray(lon).ravel()
+        sample_lattice(self.grid, self.lattice, flat_lat, flat_lon, method, out)
+        return out.reshape(lat.shape)
+
+
+# --------------------------------------------------------------------------- tiles
+
+
+def tile_id(lat: int, lon: int) -> str:
+    """Name of the 1-degree tile with south-west corner (lat, lon): 'N50E010', 'S18W180'."""
+    lon = (lon + 180) % 360 - 180
+    return f"{'N' if lat >= 0 else 'S'}{abs(lat):02d}{'E' if lon >= 0 else 'W'}{abs(lon):03d}"
+
+
+def _corner(tid: str):
+    """(lat, lon) south-west corner of a tile named like 'N50E010', or None."""
+    match = _ID.match(tid.upper())
+    if not match:
+        return None
+    lat = int(match[2]) * (1 if match[1] == "N" else -1)
+    lon = int(match[4]) * (1 if match[3] == "E" else -1)
+    return lat, lon
+
+
+def _region_geometry(region):
+    """A lon/lat shapely geometry from (west, south, east, north) or a geometry."""
+    if isinstance(region, shapely.Geometry):
+        return region
+    west, south, east, north = map(float, region)
+    if east < west:  # across the antimeridian
+        east += 360.0
+    return box(west, south, east, north)
+
+
+def _overlaps(footprint, geometry) -> bool:
+    """True when they share more than a boundary (also across the antimeridian)."""
+    for shift in (-360.0, 0.0, 360.0):
+        moved = shapely.affinity.translate(geometry, xoff=shift) if shift else geometry
+        if footprint.intersects(moved) and not footprint.touches(moved):
+            return True
+    return False
+
+
+def read_footprints(path) -> dict:
+    """Tile id -> lon/lat footprint, from a GeoPackage with an 'id' attribute."""
+    path = Path(path)
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
+            table, column, srs_id = con.execute(
+                "SELECT table_name, column_name, srs_id FROM gpkg_geometry_columns"
+            ).fetchone()
+            organisation, code, definition = con.execute(
+                "SELECT organization, organization_coordsys_id, definition FROM gpkg_spatial_ref_sys WHERE srs_id = ?",
+                (srs_id,),
+            ).fetchone()
+            rows = con.execute(f'SELECT "id", "{column}" FROM "{table}"').fetchall()
+    except (sqlite3.Error, TypeError) as exc:
+        problem = f"not a GeoPackage of DEM tiles with an 'id' attribute ({exc})"
+        raise ConfigurationError(f"dem_database {path}: {problem}") from exc
+    crs = CRS.from_authority(organisation, code) if organisation.upper() == "EPSG" else CRS.from_wkt(definition)
+    to_lonlat = None
+    if not crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
+        to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
+    footprints = {}
+    for tid, blob in rows:
+        try:
+            geometry = shapely.from_wkb(_gpkg_wkb(blob))
+        except (shapely.errors.GEOSException, KeyError, IndexError) as exc:
+            raise ConfigurationError(f"dem_database {path}: bad geometry for tile {tid} ({exc})") from exc
+        footprints[str(tid)] = transform_geometry(to_lonlat, geometry) if to_lonlat else geometry
+    return footprints
+
+
+def _gpkg_wkb(blob: bytes) -> bytes:
+    """The WKB inside a GeoPackage geometry blob (header: 'GP', version, flags, srs, envelope)."""
+    if blob[:2] != b"GP":
+        raise KeyError("not a GeoPackage geometry blob")
+    envelope = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}[(blob[3] >> 1) & 7]
+    return bytes(blob[8 + envelope :])
+
+
+class DemCatalog:
+    """The DEM tiles of a directory: naming, coverage, heights."""
+
+    def __init__(self, dem_dir, dem_format: str = "{id}.hgt", dem_database=None):
+        self.dem_dir = Path(dem_dir)
+        self.dem_format = dem_format
+        self.footprints = read_footprints(dem_database) if dem_database else None
+
+    def path(self, tid: str) -> Path:
+        """File of a tile, from ``dem_format``."""
+        corner = _corner(tid)
+        if corner is None and self.footprints and tid in self.footprints:
+            minx, miny = self.footprints[tid].bounds[:2]
+            corner = round(miny), round(minx)
+        fields = {"id": tid}
+        if corner is not None:
+            lat, lon = corner
+            fields.update(lat=tile_id(lat, lon)[:3], lon=tile_id(lat, lon)[3:])
+        try:
+            return self.dem_dir / self.dem_format.format(**fields)
+        except (KeyError, IndexError) as exc:
+            raise ConfigurationError(
+                f"dem_format {self.dem_format!r}: unknown field {exc} (use {{id}}, {{lat}}, {{lon}})"
+            ) from exc
+
+    def tiles_for_region(self, region) -> list[str]:
+        """Ids of the tiles overlapping a region: (west, south, east, north) degrees or a lon/lat geometry."""
+        geometry = _region_geometry(region)
+        if self.footprints is not None:
+            return sorted(tid for tid, fp in self.footprints.items() if _overlaps(fp, geometry))
+        ids = set()
+        for part in getattr(geometry, "geoms", [geometry]):  # e.g. both sides of the antimeridian
+            west, south, east, north = part.bounds
+            for lat in range(math.floor(south), max(math.ceil(north), math.floor(south) + 1)):
+                for lon in range(math.floor(west), max(math.ceil(east), math.floor(west) + 1)):
+                    if _overlaps(box(lon, lat, lon + 1, lat + 1), part):
+                        ids.add(tile_id(lat, lon))
+        return sorted(ids)
+
+    def missing_tiles(self, region) -> list[str]:
+        """Ids of the tiles of a region whose file is absent."""
+        return [tid for tid in self.tiles_for_region(region) if not self.path(tid).is_file()]
+
+    def heights_at(self, lat, lon, resampling: str = "bilinear", geoid=None) -> np.ndarray:
+        """Heights (m, float64) at points (degrees, any shape): orthometric, or ellipsoidal
+        when a :class:`~s1tiling.geometry.geoid.Geoid` is given."""
+        method = _method(resampling)
+        lat, lon = np.broadcast_arrays(np.asarray(lat, dtype=np.float64), _unwrap(lon))
+        finite = np.isfinite(lat) & np.isfinite(lon)
+        if not finite.any():
+            return np.full(lat.shape, np.nan)
+        mosaic = self._mosaic(lon[finite].min(), lat[finite].min(), lon[finite].max(), lat[finite].max())
+        heights = mosaic.sample(lat, lon, method)
+        return heights if geoid is None else heights + geoid.undulation(lat, lon)
+
+    def heights_on_grid(self, dst_crs, dst_transform, shape, resampling: str = "bilinear", geoid=None) -> np.ndarray:
+        """Heights (float32) at the pixel centres of a raster grid: orthometric, or
+        ellipsoidal when a :class:`~s1tiling.geometry.geoid.Geoid` is given.
+
+        ``dst_transform`` (affine, pixel corners) and ``shape`` (rows, cols) in ``dst_crs``.
+        Pixel-centre longitudes/latitudes are computed exactly (PROJ) every few pixels on
+        large grids and interpolated bilinearly in between (error far below 1 mm).
+        """
+        method = _method(resampling)
+        rows, cols = shape
+        step = _LONLAT_STEP if rows * cols > _LONLAT_STEP**4 else 1
+        sub_rows = np.unique(np.append(np.arange(0, rows, step), rows - 1))
+        sub_cols = np.unique(np.append(np.arange(0, cols, step), cols - 1))
+        x, y = Affine(*tuple(dst_transform)[:6]) @ np.meshgrid(sub_cols + 0.5, sub_rows + 0.5)
+        lon, lat = Transformer.from_crs(CRS.from_user_input(dst_crs), "EPSG:4326", always_xy=True).transform(x, y)
+        lon = np.ascontiguousarray(_unwrap(lon))
+        lat = np.ascontiguousarray(lat)
+        mosaic = self._mosaic(lon.min(), lat.min(), lon.max(), lat.max())
+        # Fractional positions of every target row/column in the exact sub-grid.
+        row_pos = np.interp(np.arange(rows), sub_rows, np.arange(sub_rows.size))
+        col_pos = np.interp(np.arange(cols), sub_cols, np.arange(sub_cols.size))
+        no_geoid = (np.zeros((1, 1)), (0.0, 0.0, 1.0, 1.0, np.nan))
+        geoid_grid, geoid_lattice = no_geoid if geoid is None else (geoid.grid, geoid.lattice)
+        out = np.empty(shape, dtype=np.float32)
+        _sample_raster(lat, lon, row_pos, col_pos, mosaic.grid, mosaic.lattice, method, geoid_grid, geoid_lattice, out)
+        return out
+
+    # ----------------------------------------------------------------------- mosaic
+
+    def _mosaic(self, west, south, east, north) -> _Mosaic:
+        """The posts around [west, east] x [south, north] (degrees, east may exceed 180)."""
+        missing = self.missing_tiles((west, south, east, north))
+        if missing:
+            log.warning("DEM tiles missing in %s, heights set to 0 there: %s", self.dem_dir, ", ".join(missing))
+        around = (west - _MARGIN, south - _MARGIN, east + _MARGIN, north + _MARGIN)
+        paths = [self.path(t) for t in self.tiles_for_region(around)]
+        datasets = []
+        try:
+            for path in paths:
+                if path.is_file():
+                    datasets.append(rasterio.open(path))
+            if not datasets:
+                return _Mosaic(np.zeros((2, 2), np.float32), north, west, north - south + 1e-3, east - west + 1e-3)
+            return self._paste(datasets, west, south, east, north)
+        except rasterio.errors.RasterioError as exc:
+            raise MissingDEMError(f"cannot read DEM tile: {exc}") from exc
+        finally:
+            for ds in datasets:
+                ds.close()
+
+    def _paste(self, datasets, west, south, east, north) -> _Mosaic:
+        reference = min(datasets, key=lambda ds: ds.res[0] * ds.res[1])  # the finest lattice
+        dlon, dlat = reference.res
+        centre = 0.5 * (west + east)
+
+        def post_origin(ds):
+            """First post (lat, lon) of a tile, its longitude brought next to the region."""
+            t = ds.transform
+            lon = t.c + 0.5 * t.a
+            return t.f + 0.5 * t.e, lon + 360.0 * round((centre - lon) / 360.0)
+
+        ref_lat, ref_lon = post_origin(reference)
+        k0 = math.floor((west - ref_lon) / dlon) - 2
+        k1 = math.ceil((east - ref_lon) / dlon) + 2
+        j0 = math.floor((ref_lat - north) / dlat) - 2
+        j1 = math.ceil((ref_lat - south) / dlat) + 2
+        lat0, lon0 = ref_lat - j0 * dlat, ref_lon + k0 * dlon
+        grid = np.full((j1 - j0 + 1, k1 - k0 + 1), np.nan, dtype=np.float32)
+        # Tiles on the mosaic's lattice first; warped ones only fill what is left.
+        for ds in sorted(datasets, key=lambda ds: ds.res != reference.res):
+            tile = self._tile_on_lattice(ds, post_origin(ds), grid.shape, lat0, lon0, dlat, dlon)
+            if tile is not None:
+                rows, cols, values = tile
+                target = grid[rows, cols]
+                np.copyto(target, values, where=np.isnan(target))
+        voids = np.count_nonzero(np.isnan(grid[2:-2, 2:-2]))  # not counting the margin posts
+        if voids:
+            where = f"{west:.3f}..{east:.3f} E {south:.3f}..{north:.3f} N"
+            log.warning("DEM: %d void or missing posts around %s set to 0", voids, where)
+            grid[np.isnan(grid)] = 0.0
+        return _Mosaic(grid, lat0, lon0, dlat, dlon)
+
+    @staticmethod
+    def _tile_on_lattice(ds, origin, shape, lat0, lon0, dlat, dlon):
+        """(row slice, col slice, float32 values with NaN voids) of a tile on the mosaic, or None."""
+        tile_lat, tile_lon = origin
+        row_off = (tile_lat - lat0) / dlat  # tile row and column of the mosaic's first post
+        col_off = (lon0 - tile_lon) / dlon
+        aligned = (
+            np.isclose(ds.res[0], dlon, rtol=1e-9)
+            and np.isclose(ds.res[1], dlat, rtol=1e-9)
+            and abs(row_off - round(row_off)) < 1e-6
+            and abs(col_off - round(col_off)) < 1e-6
+        )
+        if aligned:
+            r0, c0 = round(row_off), round(col_off)
+            rows = slice(max(0, -r0), min(shape[0], ds.height - r0))
+            cols = slice(max(0, -c0), min(shape[1], ds.width - c0))
+            if rows.start >= rows.stop or cols.start >= cols.stop:
+                return None
+            window = Window(cols.start + c0, rows.start + r0, cols.stop - cols.start, rows.stop - rows.start)
+            values = ds.read(1, window=window, masked=True).astype(np.float32).filled(np.nan)
+            return rows, cols, values
+        # Another lattice: let GDAL warp the tile onto ours (bilinear).
+        values = np.full(shape, np.nan, dtype=np.float32)
+        shift = tile_lon - (ds.transform.c + 0.5 * ds.transform.a)
+        reproject(
+            rasterio.band(ds, 1), values, src_nodata=ds.nodata, dst_nodata=np.nan,
+            dst_transform=Affine(dlon, 0, lon0 - shift - 0.5 * dlon, 0, -dlat, lat0 + 0.5 * dlat),
+            dst_crs=ds.crs, resampling=Resampling.bilinear,
+        )  # fmt: skip
+        return slice(None), slice(None), values

@@ -1,0 +1,127 @@
+"""Geoid undulation grids (EGM96, EGM2008) and orthometric -> ellipsoidal heights.
+
+Supported files:
+
+- anything GDAL reads as a georeferenced lon/lat raster: PROJ's ``egm96_15.gtx``
+  (GTX), ``us_nga_egm96_15.tif`` / ``us_nga_egm08_25.tif`` (GeoTIFF), ...;
+- OTB/OSSIM's ``egm96.grd``: big-endian float32, a header of 6 values
+  (-90, 90, 0, 360, 0.25, 0.25: lat min/max, lon min/max, spacings) then 721 rows
+  from the north pole, 1441 columns from 0 to 360 degrees east;
+- NGA's ASCII ``WW15MGH.GRD`` (same header and layout, as text).
+
+Values are interpolated bilinearly between grid posts; global grids wrap around in
+longitude.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyproj.datadir
+import pyproj.exceptions
+import rasterio
+
+from ..errors import MissingGeoidError
+from .dem import BILINEAR, sample_lattice
+
+_PROJ_GEOIDS = ("egm96_15.gtx", "us_nga_egm96_15.tif")
+_SYSTEM_PROJ_DIRS = ("/usr/share/proj", "/usr/local/share/proj")
+_OSSIM_HEADER = (-90.0, 90.0, 0.0, 360.0)
+
+
+class Geoid:
+    """A geoid undulation grid: :meth:`undulation` (metres above the WGS84 ellipsoid)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise MissingGeoidError(f"geoid file {self.path} not found")
+        try:
+            grid, north, west, dlat, dlon = _read_grd(self.path) or _read_gdal(self.path)
+        except (OSError, ValueError, rasterio.errors.RasterioError) as exc:
+            raise MissingGeoidError(f"cannot read geoid file {self.path}: {exc}") from exc
+        grid = np.asarray(grid, dtype=np.float64)
+        columns = round(360.0 / dlon)
+        if grid.shape[1] == columns:  # global without the repeated meridian: add it
+            grid = np.hstack([grid, grid[:, :1]])
+        self.wraps = grid.shape[1] == columns + 1
+        self.grid = np.ascontiguousarray(grid)
+        # Post (0, 0) at (north, west); longitudes wrapped from ``west`` on global grids.
+        self.lattice = (float(north), float(west), float(dlat), float(dlon), float(west) if self.wraps else np.nan)
+
+    def undulation(self, lat, lon) -> np.ndarray:
+        """Geoid height N (m) at lat, lon (degrees, any shape), bilinear."""
+        lat, lon = np.broadcast_arrays(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
+        out = np.empty(lat.size)
+        flat_lat, flat_lon = np.ascontiguousarray(lat).ravel(), np.ascontiguousarray(lon).ravel()
+        sample_lattice(self.grid, self.lattice, flat_lat, flat_lon, BILINEAR, out)
+        return out.reshape(lat.shape)
+
+
+def _read_grd(path: Path):
+    """An OSSIM binary or NGA ASCII .grd grid, or None when the file is neither."""
+    if path.suffix.lower() != ".grd":
+        return None
+    raw = path.read_bytes()
+    for dtype in (">f4", "<f4"):
+        header = np.frombuffer(raw[:24], dtype=dtype) if len(raw) >= 24 else np.zeros(0)
+        if header.size == 6 and np.allclose(header[:4], _OSSIM_HEADER):
+            data = np.frombuffer(raw[24:], dtype=dtype)
+            break
+    else:
+        values = np.array(raw.split(), dtype=np.float64)
+        header, data = values[:6], values[6:]
+        if header.size < 6 or not np.allclose(header[:4], _OSSIM_HEADER):
+            raise ValueError("not an OSSIM/NGA geoid grid (header is not -90 90 0 360)")
+    dlat, dlon = header[4], header[5]
+    rows, cols = round(180.0 / dlat) + 1, round(360.0 / dlon) + 1
+    if data.size != rows * cols:
+        raise ValueError(f"{data.size} values where {rows} x {cols} were expected")
+    return data.reshape(rows, cols), 90.0, 0.0, dlat, dlon
+
+
+def _read_gdal(path: Path):
+    with rasterio.open(path) as ds:
+        if ds.crs is not None and not ds.crs.is_geographic:
+            raise ValueError(f"not a longitude/latitude grid ({ds.crs})")
+        t = ds.transform
+        if t.b != 0 or t.d != 0 or t.e >= 0:
+            raise ValueError("rotated or south-up grids are not supported")
+        grid = ds.read(1, masked=True).filled(np.nan)
+    # Post coordinates: centres of GDAL's pixels.
+    return grid, t.f + 0.5 * t.e, t.c + 0.5 * t.a, -t.e, t.a
+
+
+def find_geoid(user_file=None) -> Path:
+    """The geoid grid to use: ``user_file``, else EGM96 from the PROJ data directories.
+
+    Raises :class:`MissingGeoidError` saying how to get one.
+    """
+    if user_file:
+        path = Path(user_file).expanduser()
+        if not path.is_file():
+            raise MissingGeoidError(f"geoid file {path} ([Paths] geoid_file) not found")
+        return path
+    directories = []
+    try:
+        directories += pyproj.datadir.get_data_dir().split(os.pathsep)
+    except pyproj.exceptions.DataDirError:
+        pass
+    directories.append(pyproj.datadir.get_user_data_dir())
+    directories += [os.environ.get(v, "") for v in ("PROJ_DATA", "PROJ_LIB")] + list(_SYSTEM_PROJ_DIRS)
+    for directory in filter(None, directories):
+        for name in _PROJ_GEOIDS:
+            candidate = Path(directory) / name
+            if candidate.is_file():
+                return candidate
+    raise MissingGeoidError(
+        "no EGM96 geoid grid found (looked for " + ", ".join(_PROJ_GEOIDS) + " in the PROJ data directories "
+        + ", ".join(d for d in directories if d) + "): install one (Debian/Ubuntu: apt-get install proj-data; "
+        "or: projsync --file us_nga_egm96_15.tif) or set [Paths] geoid_file"
+    )
+
+
+def ellipsoidal_heights(orthometric, lat, lon, geoid: Geoid) -> np.ndarray:
+    """h = H + N: heights above the ellipsoid from heights above the geoid."""
+    return np.asarray(orthometric, dtype=np.float64) + geoid.undulation(lat, lon)
