@@ -36,13 +36,10 @@ def _pattern(rows, cols):
     return (80 + 60 * fields + 10 * np.sin(cols / 50.0)).astype(np.uint16)
 
 
-def _write_flat_hgt(path: Path) -> None:
-    np.zeros((1201, 1201), dtype=">i2").tofile(path)
-
-
 def build_demo(root, resolution: float = 20.0) -> Path:
     """Create the demo inputs and request file under ``root``; return the request file path."""
-    from .testing import build_product
+    from . import grid
+    from .testing import build_product, write_dem_folder
 
     data = find_reference_data()
     if data is None:
@@ -55,19 +52,8 @@ def build_demo(root, resolution: float = 20.0) -> Path:
     for name in DEMO_PRODUCTS:
         if not (s1_images / name).exists():
             build_product(data / "s1" / name, s1_images, content=_pattern)
-    # The 1-degree DEM tiles under the S2 tile: N50E010 is real SRTM, the others are written flat (height 0).
-    from . import grid
-    from .geometry.dem import DemCatalog
-
-    for tid in DemCatalog(dem_dir).tiles_for_region(grid.tile(DEMO_TILE).footprint):
-        target = dem_dir / f"{tid}.hgt"
-        real = data / "dem" / f"{tid}.hgt"
-        if target.exists() or target.is_symlink():
-            continue
-        if real.exists():
-            target.symlink_to(real)
-        else:
-            _write_flat_hgt(target)
+    # The DEM tiles under the S2 tile: N50E010 is real SRTM, the others are written flat (height 0).
+    write_dem_folder(dem_dir, grid.tile(DEMO_TILE).footprint, data / "dem")
     config = root / "S1Processor.cfg"
     config.write_text(f"""# Demo request written by `python -m s1tiling.demo`
 [Paths]

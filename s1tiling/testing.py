@@ -230,3 +230,24 @@ def corrupt(safe_dir, kind: str, pol: str | None = None, how: str = "drop") -> P
         with open(path, "r+b") as f:
             f.truncate(keep)
     return path
+
+
+def write_dem_folder(dem_dir, region, real_dem_dir=None) -> list[str]:
+    """Fill ``dem_dir`` with the 1-degree SRTM tiles (``{id}.hgt``) under ``region`` (a lon/lat
+    shapely geometry): a symlink to the real tile when ``real_dem_dir`` has it, else a flat
+    3-arc-second tile at height 0. Return the tile ids written."""
+    from .geometry.dem import DemCatalog
+
+    dem_dir = Path(dem_dir)
+    dem_dir.mkdir(parents=True, exist_ok=True)
+    ids = DemCatalog(dem_dir).tiles_for_region(region)
+    for tid in ids:
+        target = dem_dir / f"{tid}.hgt"
+        if target.exists() or target.is_symlink():
+            continue
+        real = Path(real_dem_dir) / f"{tid}.hgt" if real_dem_dir else None
+        if real is not None and real.exists():
+            target.symlink_to(real.resolve())
+        else:
+            np.zeros((1201, 1201), dtype=">i2").tofile(target)
+    return ids
