@@ -1,4 +1,5 @@
-"""The ``s1tiling`` (alias ``S1Processor``) command: the one place failures become exit codes."""
+"""The ``s1tiling`` (alias ``S1Processor``), ``S1LIAMap`` and ``S1IAMap`` commands: the one place
+failures become exit codes."""
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,21 @@ logger = logging.getLogger("s1tiling")
 INTERRUPTED = 130  # conventional status of a process stopped by Ctrl-C (128 + SIGINT)
 
 
-def _parser() -> argparse.ArgumentParser:
+#: program -> (description, incidence maps it makes alone, or None for the whole chain)
+PROGRAMS = {
+    "s1tiling": ("Sentinel-1 GRD products -> calibrated, orthorectified Sentinel-2 tiles.", None),
+    "S1LIAMap": ("Local incidence angle maps (sin(LIA), and LIA in degrees x 100 with produce_lia_map) "
+                 "of the relative orbits of the products in s1_images over the requested tiles.", "LIA"),
+    "S1IAMap": ("Incidence angle maps on the WGS84 ellipsoid (ia_maps_to_produce) of the relative orbits "
+                "of the products in s1_images over the requested tiles.", "IA"),
+}
+
+
+def _parser(prog: str = "s1tiling") -> argparse.ArgumentParser:
+    description, maps = PROGRAMS[prog]
     parser = argparse.ArgumentParser(
-        prog="s1tiling",
-        description="Sentinel-1 GRD products -> calibrated, orthorectified Sentinel-2 tiles.",
+        prog=prog,
+        description=description,
         epilog="Exit codes: 0 success, 66 failed tasks, 67 download error, 68 offline products "
                "timed out, 69/70 output/cache disk full, 71 corrupt product, 72 configuration "
                "error, 73/74 no product found/intersecting, 75 DEM missing, 76 geoid missing, "
@@ -24,16 +36,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("config", metavar="CONFIG", help="request file (S1Processor.cfg format)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be searched, downloaded and produced; do nothing")
-    parser.add_argument("--cache-before-ortho", action="store_true",
-                        help="keep calibrated and cut S1 images on disk before orthorectification")
+    if maps is None:
+        parser.add_argument("--cache-before-ortho", action="store_true",
+                            help="keep calibrated and cut S1 images on disk before orthorectification")
     parser.add_argument("--version", action="version", version=f"s1tiling {__version__}")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Runs the chain for a request file; returns the process exit status."""
+def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
+    """Runs the chain (or, for ``prog`` S1LIAMap/S1IAMap, makes the incidence maps) for a request
+    file; returns the process exit status."""
+    maps = PROGRAMS[prog][1]
     try:
-        args = _parser().parse_args(argv)
+        args = _parser(prog).parse_args(argv)
     except SystemExit as done:  # --help, --version, or a usage error (status 2)
         return done.code if isinstance(done.code, int) else int(bool(done.code))
 
@@ -45,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = config.load_config(args.config)
         debug = "debug" in settings.processing.mode
         logs.setup_logging(settings)
-        status = int(pipeline.run(settings, dry_run=args.dry_run,
-                                  cache_before_ortho=args.cache_before_ortho))
+        status = int(pipeline.run(settings, dry_run=args.dry_run, maps=maps,
+                                  cache_before_ortho=getattr(args, "cache_before_ortho", False)))
     except S1TilingError as err:
         logger.error("%s", err, exc_info=debug)
         status = int(err.exit_code)
@@ -58,3 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         status = int(ExitCode.TASKS_FAILED)
     logger.debug("Exit status %d", status)
     return status
+
+
+def lia_main(argv: list[str] | None = None) -> int:
+    """``S1LIAMap``: the LIA maps of a request file's tiles."""
+    return main(argv, "S1LIAMap")
+
+
+def ia_main(argv: list[str] | None = None) -> int:
+    """``S1IAMap``: the ellipsoid incidence angle maps of a request file's tiles."""
+    return main(argv, "S1IAMap")

@@ -13,7 +13,11 @@ def make(kind: str, source: str, out: str, settings) -> str:
     """Write the ``kind`` product of the tile image ``source`` to ``out``; return ``out``."""
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     options = settings.processing.creation_options
-    if kind == "mask":
+    if kind == "mask" and settings.processing.engine == "otb":
+        from .engines.otb_production import border_mask_file as otb_border_mask_file
+
+        otb_border_mask_file(source, out, creation_options_for("mask", options), settings)
+    elif kind == "mask":
         border_mask_file(source, out, creation_options=creation_options_for("mask", options))
     elif kind == "quicklook":
         polarisation = _polarisation(source)

@@ -4,7 +4,9 @@ Planning is cheap and done here, in the main process: which passes cover which t
 outputs already exist (a rerun resumes), whether the DEM and geoid are there. The work itself is
 a graph of :class:`~s1tiling.scheduling.Task` run by :mod:`s1tiling.scheduling`: one
 orthorectification task per (tile, pass) writing every polarisation, then border masks,
-quicklooks and speckle filtering of each image.
+quicklooks and speckle filtering of each image. NORMLIM tiles also need the sin(LIA) map of
+their tile and relative orbit: one task per missing map set, run before them (maps on disk are
+reused). ``S1LIAMap`` / ``S1IAMap`` run the same chain with only the incidence maps to make.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from pathlib import Path
 
 from . import grid
 from .discovery import group_products, open_matching_products
-from .errors import ExitCode, MissingDEMError, NoIntersectionError, NoProductFoundError, S1TilingError
+from .errors import (ConfigurationError, ExitCode, MissingDEMError, NoIntersectionError, NoProductFoundError,
+                     S1TilingError)
 from .naming import TileProduct
 
 logger = logging.getLogger(__name__)
@@ -26,6 +29,7 @@ class Plan:
 
     jobs: list = field(default_factory=list)  # production.TileJob
     derived: list = field(default_factory=list)  # (kind, source tile image, output path, job key or None)
+    maps: list = field(default_factory=list)  # incidence.AngleMapJob
     present: list = field(default_factory=list)  # outputs found, not made again
     groups: list = field(default_factory=list)
 
@@ -36,6 +40,9 @@ class Plan:
             lines.append(f"  {g.key}  {g.coverage:5.1f}% of {g.tile}  [{'/'.join(g.polarisations)}]  {names}")
         lines.append(f"{sum(len(j.outputs) for j in self.jobs)} tile image(s) to produce:")
         lines += [f"  {path}" for job in self.jobs for _, path in job.outputs]
+        if self.maps:
+            lines.append(f"{sum(len(m.outputs) for m in self.maps)} incidence angle map(s) to produce:")
+            lines += [f"  {path}" for m in self.maps for _, path in m.outputs]
         if self.derived:
             lines.append(f"{len(self.derived)} derived product(s) to produce:")
             lines += [f"  {kind:<9} {out}" for kind, _, out, _ in self.derived]
@@ -53,11 +60,17 @@ def output_dirs(settings) -> dict:
 
 def make_plan(settings, groups) -> Plan:
     """Outputs of each pass; those already on disk are skipped (resume)."""
+    from .incidence import map_path, plan_maps
     from .production import TileJob
 
     proc = settings.processing
+    if proc.calibration == "gamma_naught_rtc" or (proc.calibration == "normlim" and proc.engine == "otb"):
+        raise ConfigurationError(f"{settings.config_file}: [Processing] calibration = {proc.calibration}: "
+                                 f"not supported by the {proc.engine} engine yet")
+    normlim = proc.calibration == "normlim"
     dirs = output_dirs(settings)
     plan = Plan(groups=list(groups))
+    lia_groups = []  # NORMLIM passes to produce: they need the sin(LIA) map of their tile and orbit
 
     def path_of(tile_product, kind=None):
         return tile_product.path(kind, proc.fname_fmt, proc.dname_fmt, dirs)
@@ -75,9 +88,12 @@ def make_plan(settings, groups) -> Plan:
             else:
                 outputs.append((tp.polarisation.upper(), str(image)))
         if outputs:
-            job = TileJob(g.tile, tuple(str(p.path) for p in g.products), tuple(outputs))
+            sin_lia = str(map_path(settings, "sin_LIA", g)) if normlim else None
+            job = TileJob(g.tile, tuple(str(p.path) for p in g.products), tuple(outputs), sin_lia)
             plan.jobs.append(job)
             job_key = job.key
+            if normlim:
+                lia_groups.append(g)
         for tp in products:
             image = str(path_of(tp))
             wanted = []
@@ -94,6 +110,17 @@ def make_plan(settings, groups) -> Plan:
                 else:
                     made_now = any(image == path for job in plan.jobs for _, path in job.outputs)
                     plan.derived.append((kind, image, str(out), job_key if made_now else None))
+    plan.maps, present = plan_maps(settings, lia_groups, "LIA")
+    plan.present += present
+    return plan
+
+
+def maps_plan(settings, groups, family: str) -> Plan:
+    """Only the incidence maps (``family`` 'LIA' or 'IA') of the tiles and relative orbits of ``groups``."""
+    from .incidence import plan_maps
+
+    plan = Plan(groups=list(groups))
+    plan.maps, plan.present = plan_maps(settings, groups, family)
     return plan
 
 
@@ -131,36 +158,48 @@ def _download(settings, dry_run):
 
 def build_tasks(plan, settings) -> list:
     from . import derived
-    from .production import produce
     from .scheduling import Task
 
-    tasks = [Task(key=job.key, func=produce, args=(job, settings), kind="ortho") for job in plan.jobs]
+    if settings.processing.engine == "otb":
+        from .engines.otb import require_otb
+        from .engines.otb_production import produce
+
+        require_otb()  # exit 77 before any work
+    else:
+        from .production import produce
+    from .incidence import produce_maps
+
+    map_keys = {path: m.key for m in plan.maps for _, path in m.outputs}
+    tasks = [Task(key=m.key, func=produce_maps, args=(m, settings), kind=m.family.lower()) for m in plan.maps]
+    tasks += [Task(key=job.key, func=produce, args=(job, settings), kind="ortho",
+                   deps=(map_keys[job.sin_lia],) if job.sin_lia in map_keys else ()) for job in plan.jobs]
     for kind, source, out, dep in plan.derived:
         tasks.append(Task(key=f"{kind}/{Path(out).name}", func=derived.make, args=(kind, source, out, settings),
                           deps=(dep,) if dep else (), kind=kind))
     return tasks
 
 
-def run(settings, *, dry_run: bool = False, cache_before_ortho: bool = False) -> int:
+def run(settings, *, dry_run: bool = False, cache_before_ortho: bool = False, maps: str | None = None) -> int:
     """Process the request; return the exit status (0 on success).
 
     ``dry_run`` prints the settings and the plan and does nothing; a problem that would stop
     a real run (no product, missing DEM...) is printed too, and the exit status stays 0: only
-    a wrong request file fails a dry run.
+    a wrong request file fails a dry run. ``maps`` ('LIA' or 'IA') makes only those incidence
+    maps, for the relative orbits of the products in ``s1_images`` (nothing is downloaded).
     """
     if not dry_run:
-        return _run(settings, dry_run=False)
+        return _run(settings, dry_run=False, maps=maps)
     print(settings.describe())
     try:
-        return _run(settings, dry_run=True)
+        return _run(settings, dry_run=True, maps=maps)
     except S1TilingError as err:
         print(f"A real run would stop here (exit {int(err.exit_code)}): {err}")
         return ExitCode.OK
 
 
-def _run(settings, *, dry_run: bool) -> int:
+def _run(settings, *, dry_run: bool, maps: str | None = None) -> int:
     tiles = settings.processing.tiles
-    report = _download(settings, dry_run) if settings.data_source.download else None
+    report = _download(settings, dry_run) if settings.data_source.download and maps is None else None
     products = open_matching_products(settings.paths.s1_images, settings.data_source)
     unavailable = report.unavailable if report is not None else set()
     products = [p for p in products if p.name not in unavailable]
@@ -171,12 +210,13 @@ def _run(settings, *, dry_run: bool) -> int:
         raise NoIntersectionError(
             f"no Sentinel-1 product in {settings.paths.s1_images} intersects tile(s) {', '.join(tiles)} "
             f"between {settings.data_source.first_date} and {settings.data_source.last_date}")
-    check_dem_and_geoid(settings, {g.tile for g in groups})
-    plan = make_plan(settings, groups)
+    if maps != "IA":  # IA maps lie on the ellipsoid
+        check_dem_and_geoid(settings, {g.tile for g in groups})
+    plan = make_plan(settings, groups) if maps is None else maps_plan(settings, groups, maps)
     if dry_run:
         print(plan.describe())
         return ExitCode.OK
-    if not plan.jobs and not plan.derived:
+    if not plan.jobs and not plan.derived and not plan.maps:
         logger.info("every requested product is already present: nothing to do")
         return _exit_code(None, report)
     from .scheduling import run_tasks

@@ -1,11 +1,12 @@
 """Producing the S2 tile images of one pass: orthorectify its slices block by block, merge, write.
 
 One :class:`TileJob` makes one GeoTIFF per polarisation. The tile is processed in blocks
-(``BLOCK_ROWS`` x ``BLOCK_COLS`` output pixels); for each block and each slice of the pass the
+(``BLOCK_HEIGHT`` x ``BLOCK_WIDTH`` metres); for each block and each slice of the pass the
 geometry (a :class:`~s1tiling.ortho.GeometryGrid` and the SAR position of every pixel) is
 computed once and used for every polarisation; only the SAR window under the block is read and
 calibrated. Slices are merged by keeping the first non-zero value (slices in time order), so two
-consecutive slices of a datatake give one seamless image.
+consecutive slices of a datatake give one seamless image. NORMLIM tiles are made with the beta0
+LUT and multiplied by the sin(LIA) map of their tile and orbit (:mod:`s1tiling.incidence`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import rasterio
 from affine import Affine
 from pyproj import Transformer
 from rasterio.windows import Window
@@ -27,6 +29,7 @@ from .geometry.dem import DemCatalog
 from .geometry.geoid import Geoid, find_geoid
 from .geometry.orbit import find_orbit_file, read_eof
 from .geometry.sar_model import SarModel
+from .incidence import normlim
 from .naming import TileProduct
 from .ortho import GeometryGrid, sar_window
 from .radiometry import border_cut_params, calibrate
@@ -36,8 +39,12 @@ from .writing import AtomicRasterWriter, creation_options_for, tile_metadata
 
 logger = logging.getLogger(__name__)
 
-BLOCK_ROWS = 1024
-BLOCK_COLS = 2048
+#: Ground extent of a processing block (metres): bounds the SAR window read and calibrated at
+#: once, whatever the output resolution (1024 x 2048 pixels at 10 m).
+BLOCK_HEIGHT = 10240.0
+BLOCK_WIDTH = 20480.0
+#: Geometry nodes are never closer than this many output pixels (finer brings no accuracy).
+MIN_NODE_PIXELS = 4
 #: Footprints in manifests are approximate: blocks this close to a slice footprint are processed.
 FOOTPRINT_MARGIN = 2000.0
 
@@ -49,6 +56,7 @@ class TileJob:
     tile: str
     products: tuple  # product paths (str)
     outputs: tuple  # ((polarisation, output path), ...)
+    sin_lia: str | None = None  # NORMLIM: the sin(LIA) map the beta0 values are multiplied by
 
     @property
     def key(self) -> str:
@@ -108,6 +116,8 @@ def produce(job: TileJob, settings) -> list[str]:
             for i, p in enumerate(products) for pol in pols}
     method = proc.orthorectification_interpolation_method
     dtype, options = creation_options_for("tiled", proc.creation_options)
+    block_rows = max(16, int(BLOCK_HEIGHT // resolution))
+    block_cols = max(16, int(BLOCK_WIDTH // resolution))
 
     written = []
     with ExitStack() as stack:
@@ -118,20 +128,26 @@ def produce(job: TileJob, settings) -> list[str]:
                 input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
                 noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
                 interpolator=method, spatial_resolution=resolution, engine="native",
-                orbit_source=models[0].orbit_source, extra=settings.metadata,
+                orbit_source=models[0].orbit_source,
+                extra={**settings.metadata, **({"LIA_FILE": Path(job.sin_lia).name} if job.sin_lia else {})},
             )
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             writers[pol] = stack.enter_context(AtomicRasterWriter(
                 path, crs=tile.crs, transform=transform, width=cols, height=rows, dtype=dtype,
                 creation_options=options, tags=tags))
-        for r0 in range(0, rows, BLOCK_ROWS):
-            for c0 in range(0, cols, BLOCK_COLS):
-                h, w = min(BLOCK_ROWS, rows - r0), min(BLOCK_COLS, cols - c0)
+        sin_lia = stack.enter_context(rasterio.open(job.sin_lia)) if job.sin_lia else None
+        for r0 in range(0, rows, block_rows):
+            for c0 in range(0, cols, block_cols):
+                h, w = min(block_rows, rows - r0), min(block_cols, cols - c0)
                 blocks = _block(products, models, footprints, cuts, pols, catalog, geoid, tile,
                                 transform, r0, c0, h, w, settings)
                 if blocks is not None:
+                    window = Window(c0, r0, w, h)
+                    if sin_lia is not None:
+                        factor = sin_lia.read(1, window=window, masked=True).filled(np.nan)
+                        blocks = {pol: normlim(v, factor, proc.lower_signal_value) for pol, v in blocks.items()}
                     for pol in pols:
-                        writers[pol].write(blocks[pol], Window(c0, r0, w, h))
+                        writers[pol].write(blocks[pol], window)
         written = [str(path) for _, path in job.outputs]
     logger.info("%s: wrote %s", job.tile, ", ".join(Path(p).name for p in written))
     return written
@@ -154,7 +170,8 @@ def _block(products, models, footprints, cuts, pols, catalog, geoid, tile, trans
     merged = {pol: np.zeros((h, w), dtype=np.float32) for pol in pols}
     for i in active:
         product = products[i]
-        geometry = GeometryGrid.compute(models[i], geoid, tile.crs, centres, proc.orthorectification_gridspacing,
+        step = max(proc.orthorectification_gridspacing, MIN_NODE_PIXELS * res)
+        geometry = GeometryGrid.compute(models[i], geoid, tile.crs, centres, step,
                                         (float(np.min(dem)), float(np.max(dem))))
         lines, pixels = geometry.sar_positions(transform, r0, c0, dem)
         window = sar_window(lines, pixels, product.shape, margin(method))
@@ -175,4 +192,6 @@ def _radiometric_lut(calibration: str) -> str:
     """The calibration LUT behind a ``[Processing] calibration`` value."""
     if calibration in ("sigma", "beta", "gamma", "dn"):
         return calibration
+    if calibration == "normlim":  # beta0, multiplied by sin(LIA) once on the tile grid
+        return "beta"
     raise NotImplementedError(f"calibration {calibration!r} is not supported by the native engine yet")

@@ -20,13 +20,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import yaml
 from lxml import etree
 from pyproj import Transformer
 from shapely.geometry import Polygon, box
 
 from s1tiling.errors import ConfigurationError, CorruptProductError, ExitCode
-from stac_server import ServedProduct, StacTestServer
+from download_fixtures import GERMANY, SECRET, eodag_env, no_internet, stac_servers  # noqa: F401
 
 from s1tiling.download import (
     DownloadRequest,
@@ -39,10 +38,6 @@ from s1tiling.download import (
 )
 from s1tiling.download.keep import MARKERS
 
-PROVIDER = "s1tiling_test"
-SECRET = "pa55-W0rd-never-in-logs"
-GERMANY = ("S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB",
-           "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768")
 GREECE = "S1A_IW_GRDH_1SDV_20150203T043109_20150203T043134_004454_00574F_6D00"
 ALEUTIANS = "S1A_IW_GRDH_1SDV_20260606T181903_20260606T181928_064852_082C02_1C0B"
 S1B_GREECE = "S1B" + GREECE[3:]
@@ -50,48 +45,6 @@ ALPS_S1C = "S1C_S4_GRDH_1SDH_20250118T171404_20250118T171421_000638_000538_4B8B"
 #: 32TNR (not in the CSV) spans about 45.1-46.0N, 9.0-10.4E: it sees the S1C Alps product
 #: (45.2-46.3N, 8.4-9.7E, shared/data/README.md) and no other test product.
 EXTRA_TILE_HITS = {"32TNR": {ALPS_S1C}}
-
-
-# --- no connection but to 127.0.0.1 ----------------------------------------------------
-_LOCAL = {"127.0.0.1", "localhost", "::1", None}
-
-
-@pytest.fixture(autouse=True)
-def no_internet(monkeypatch):
-    """Refuse (and record) any connection or name lookup for a host other than the loopback."""
-    blocked = []
-    real_connect, real_getaddrinfo = socket.socket.connect, socket.getaddrinfo
-
-    def connect(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in _LOCAL:
-            blocked.append(address)
-            raise ConnectionRefusedError(f"test guard: connection to {address} refused")
-        return real_connect(sock, address)
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host not in _LOCAL:
-            blocked.append(host)
-            raise socket.gaierror(f"test guard: lookup of {host} refused")
-        return real_getaddrinfo(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    yield blocked
-    assert not blocked, f"connections attempted outside 127.0.0.1: {blocked}"
-
-
-@pytest.fixture(autouse=True)
-def eodag_env(monkeypatch, tmp_path):
-    """EODAG reads only the test's configuration and fetches no external collection list."""
-    for key in list(os.environ):
-        if key.startswith("EODAG"):
-            monkeypatch.delenv(key)
-    empty = tmp_path / "ext_collections.json"
-    empty.write_text("{}")
-    monkeypatch.setenv("EODAG_CFG_DIR", str(tmp_path / "eodag-cfg"))
-    monkeypatch.setenv("EODAG_STRICT_COLLECTIONS", "true")
-    monkeypatch.setenv("EODAG_PROVIDERS_WHITELIST", f'["{PROVIDER}"]')  # pydantic reads JSON
-    monkeypatch.setenv("EODAG_EXT_COLLECTIONS_CFG_URI", str(empty))
 
 
 # --- the catalogue: real products, small measurements --------------------------------
@@ -146,71 +99,14 @@ def coverage(facts: dict, tile: dict) -> float:
     return 100 * footprint.intersection(square).area / square.area
 
 
-def _provider_conf(url: str, flavour: str, password: str) -> dict:
-    """A STAC provider as a user would add it to eodag.yml.
-
-    ``order``: DEDL-like STAC order flow (order link, status link); ``search``: no order
-    request, a download attempt starts the staging and a new search tells when it is online;
-    ``assets``: EODAG's STAC defaults (the zip fetched as an asset, always online).
-    """
-    if flavour == "assets":
-        mapping, download_conf = {}, {"type": "HTTPDownload", "timeout": 5}
-    else:
-        mapping = {
-            "order:status": '{$.properties."order:status"#get_group_name('
-                            '(?P<succeeded>succeeded)|(?P<ordered>shipping)|(?P<orderable>orderable))}',
-            "eodag:download_link": "$.assets.product.href",
-        }
-        download_conf = {"type": "HTTPDownload", "ignore_assets": True, "extract": True, "timeout": 5}
-    if flavour == "order":
-        mapping["eodag:order_link"] = '$.links[?rel=="retrieve"].href'
-        download_conf.update({
-            "order_enabled": True,
-            "order_method": "POST",
-            "order_on_response": {"metadata_mapping": {
-                "eodag:status_link": '$.json.links[?rel=="self"].href',
-                "eodag:order_status": '$.json.properties."order:status"'}},
-            "order_status": {
-                "request": {"method": "GET"},
-                "metadata_mapping": {"order:status": '$.json.properties."order:status"'},
-                "success": {"http_code": 200},
-                "ordered": {"http_code": 202},
-                "on_success": {"metadata_mapping": {"eodag:download_link": "$.json.assets.downloadLink.href"}},
-            },
-        })
-    return {PROVIDER: {
-        "priority": 10,
-        "description": "local STAC API of the tests",
-        "url": url,
-        "search": {"type": "StacSearch", "api_endpoint": f"{url}/search", "need_auth": False,
-                   "metadata_mapping": mapping},
-        "products": {"S1_SAR_GRD": {"_collection": "sentinel-1-grd"}},
-        "download": download_conf,
-        "auth": {"type": "GenericAuth", "matching_url": url,
-                 "credentials": {"username": "tester", "password": password}},
-    }}
-
-
 @pytest.fixture
-def serve(catalogue, tmp_path):
-    """serve(names=None, flavour="order", password=SECRET, **behaviours) -> (server, eodag.yml).
+def serve(catalogue, stac_servers):
+    """serve(names=None, flavour="order", password=SECRET, **behaviours) -> (server, eodag.yml)."""
 
-    ``behaviours`` maps a product name to ServedProduct options (offline_polls, fail_first, corrupt).
-    """
-    servers = []
+    def start(names=None, **options):
+        return stac_servers({name: catalogue[name][0] for name in (names or catalogue)}, **options)
 
-    def start(names=None, flavour="order", password=SECRET, **behaviours):
-        products = [ServedProduct(catalogue[name][0], **behaviours.get(name, {}))
-                    for name in (names or catalogue)]
-        server = StacTestServer(products, credentials=("tester", SECRET)).start()
-        servers.append(server)
-        config = tmp_path / f"eodag-{len(servers)}.yml"
-        config.write_text(yaml.safe_dump(_provider_conf(server.url, flavour, password)))
-        return server, config
-
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def make_request(config: Path, tmp_path: Path, tiles=("32UNA",), **overrides) -> DownloadRequest:
