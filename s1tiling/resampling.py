@@ -16,7 +16,7 @@ METHODS = ("nn", "linear", "bco")
 
 
 @numba.njit(cache=True, inline="always")
-def _keys(t):
+def keys_weight(t):
     """Keys' cubic convolution kernel, a = -0.5 (what OTB's BCO interpolator uses with radius 2)."""
     t = abs(t)
     if t <= 1.0:
@@ -53,7 +53,7 @@ def _sample(img, line0, pixel0, nlines, npixels, lines, pixels, method, floor, o
                             if method == 1:
                                 wl = 1.0 - abs(dl - a)
                             else:
-                                wl = _keys(dl - a)
+                                wl = keys_weight(dl - a)
                             for b in range(2 * radius):
                                 s = img[l_lo + a, p_lo + b]
                                 if s == 0.0:
@@ -61,7 +61,7 @@ def _sample(img, line0, pixel0, nlines, npixels, lines, pixels, method, floor, o
                                 if method == 1:
                                     wp = 1.0 - abs(dp - b)
                                 else:
-                                    wp = _keys(dp - b)
+                                    wp = keys_weight(dp - b)
                                 acc += wl * wp * s
                         if ok:
                             value = acc if acc > floor else floor

@@ -43,6 +43,7 @@ from shapely.geometry import box
 from shapely.ops import transform as transform_geometry
 
 from ..errors import ConfigurationError, MissingDEMError
+from ..resampling import keys_weight as _keys
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +55,6 @@ _ID = re.compile(r"^([NS])(\d{2})([EW])(\d{3})$")
 
 
 # --------------------------------------------------------------------------- sampling
-
-
-@njit(cache=True)
-def _keys(x):
-    """Keys' cubic convolution weight (a = -0.5)."""
-    x = abs(x)
-    if x <= 1.0:
-        return (1.5 * x - 2.5) * x * x + 1.0
-    if x < 2.0:
-        return ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0
-    return 0.0
 
 
 @njit(cache=True)
