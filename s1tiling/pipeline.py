@@ -151,9 +151,7 @@ def _download(settings, dry_run):
     if dry_run:
         print(download.describe_dry_run(found, settings.paths.s1_images))
         return None
-    report = download.download_products(found, request)
-    logger.info("%s", report.summary())
-    return report
+    return download.download_products(found, request)  # which logs its summary
 
 
 def build_tasks(plan, settings) -> list:
@@ -207,6 +205,10 @@ def _run(settings, *, dry_run: bool, maps: str | None = None) -> int:
     if unavailable:
         groups = _without_incomplete_passes(groups, report)
     if not groups:
+        if report is not None and report.exit_code:  # products were found, but could not be fetched
+            logger.error("nothing to produce over tile(s) %s: the products needed were not retrieved",
+                         ", ".join(tiles))
+            return report.exit_code
         raise NoIntersectionError(
             f"no Sentinel-1 product in {settings.paths.s1_images} intersects tile(s) {', '.join(tiles)} "
             f"between {settings.data_source.first_date} and {settings.data_source.last_date}")

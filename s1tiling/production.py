@@ -35,7 +35,7 @@ from .ortho import GeometryGrid, sar_window
 from .radiometry import border_cut_params, calibrate
 from .resampling import margin, sample
 from .s1.product import open_product
-from .writing import AtomicRasterWriter, creation_options_for, tile_metadata
+from .writing import AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for, tile_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ def produce(job: TileJob, settings) -> list[str]:
                 extra={**settings.metadata, **({"LIA_FILE": Path(job.sin_lia).name} if job.sin_lia else {})},
             )
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            cleanup_stale_temporaries(Path(path).parent)  # what killed runs left
             writers[pol] = stack.enter_context(AtomicRasterWriter(
                 path, crs=tile.crs, transform=transform, width=cols, height=rows, dtype=dtype,
                 creation_options=options, tags=tags))
