@@ -88,12 +88,14 @@ def test_dry_run_prints_tiles_and_dates(tmp_path, capsys):
 def test_options_reach_the_pipeline(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_run(settings, *, dry_run=False, cache_before_ortho=False):
-        seen.update(tiles=settings.processing.tiles, dry_run=dry_run, cache=cache_before_ortho)
+    def fake_run(settings, *, dry_run=False, cache_before_ortho=False, maps=None):
+        seen.update(tiles=settings.processing.tiles, dry_run=dry_run, cache=cache_before_ortho, maps=maps)
         return 0
     monkeypatch.setattr(pipeline, "run", fake_run)
     assert cli.main([str(write_request(tmp_path)), "--cache-before-ortho"]) == 0
-    assert seen == {"tiles": ("33NWB",), "dry_run": False, "cache": True}
+    assert seen == {"tiles": ("33NWB",), "dry_run": False, "cache": True, "maps": None}
+    assert cli.lia_main([str(write_request(tmp_path)), "--dry-run"]) == 0
+    assert seen == {"tiles": ("33NWB",), "dry_run": True, "cache": False, "maps": "LIA"}
 
 
 @pytest.mark.parametrize("raised, status", [
