@@ -150,8 +150,31 @@ def _download(settings, dry_run):
             f"and {settings.data_source.last_date}")
     if dry_run:
         print(download.describe_dry_run(found, settings.paths.s1_images))
+        planned = images_from_search(settings, found)
+        print(f"{len(planned)} tile image(s) would be produced from them (unless already present):")
+        print("\n".join(f"  {path}" for path in planned))
         return None
     return download.download_products(found, request)  # which logs its summary
+
+
+def images_from_search(settings, found) -> list[str]:
+    """The tile images a run would make from the products a search found (for a dry run)."""
+    wanted = set(settings.data_source.polarisation.upper().split("-"))
+    passes: dict[tuple, list] = {}
+    for product in found:
+        for tile in product.tiles:
+            if tile in settings.processing.tiles:
+                passes.setdefault((tile, *product.pass_key), []).append(product)
+    images = []
+    for (tile, *_), members in sorted(passes.items(), key=lambda item: str(item[0])):
+        members.sort(key=lambda m: m.start)
+        first = members[0]
+        for pol in sorted(wanted.intersection(*[set(m.polarisations) for m in members]), reverse=True):
+            tp = TileProduct(first.platform.lower(), tile, pol, first.pass_direction or "ASC", first.relative_orbit or 0,
+                             tuple(m.start for m in members), settings.processing.calibration)
+            images.append(str(tp.path(None, settings.processing.fname_fmt, settings.processing.dname_fmt,
+                                      output_dirs(settings))))
+    return images
 
 
 def build_tasks(plan, settings) -> list:

@@ -240,11 +240,13 @@ def test_server_errors_are_retried_then_processed(request_file, s1_dir):
     check_tile_image(produced, S3768)
 
 
-def test_dry_run_lists_products_and_downloads_nothing(request_file, capsys):
+def test_dry_run_lists_products_and_downloads_nothing(request_file, capsys, s1_dir):
     run, server = request_file(**{CEAB: {"offline_polls": None}})
     run.s1_images.mkdir()
     assert run("--dry-run") == 0
     printed = capsys.readouterr().out
+    for name in GERMANY:  # the tile images the downloads would give
+        assert str(run.expected_output(s1_dir, name)) in printed
     listed = {line.split()[0]: line for line in printed.splitlines() if line.split() and line.split()[0] in GERMANY}
     assert listed.keys() == set(GERMANY)
     assert "offline" in listed[CEAB] and "offline" not in listed[S3768]
