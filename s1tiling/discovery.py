@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import shapely
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon
-from shapely.ops import transform as shapely_transform
 from shapely.ops import unary_union
 
 from . import grid
@@ -125,7 +125,7 @@ def _lonlat_footprint(product) -> MultiPolygon | Polygon:
 def footprint_in_tile_crs(product, tile) -> Polygon | MultiPolygon:
     """The product footprint projected into the tile's UTM zone."""
     to_utm = Transformer.from_crs("EPSG:4326", tile.crs, always_xy=True)
-    return shapely_transform(to_utm.transform, _lonlat_footprint(product))
+    return shapely.transform(_lonlat_footprint(product), to_utm.transform, interleaved=False)
 
 
 def coverage_percent(products, tile) -> float:

@@ -19,12 +19,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
-from pyproj import Transformer
 from rasterio.windows import Window
 from shapely.geometry import box
-from shapely.ops import transform as shapely_transform
 
 from . import grid
+from .discovery import footprint_in_tile_crs
 from .geometry.dem import DemCatalog
 from .geometry.geoid import Geoid, find_geoid
 from .geometry.orbit import find_orbit_file, read_eof
@@ -106,11 +105,7 @@ def produce(job: TileJob, settings) -> list[str]:
     models = [sar_model(p, settings) for p in products]
     catalog = dem_catalog(settings)
     geoid = _geoid(settings.paths.geoid_file)
-    to_utm = Transformer.from_crs("EPSG:4326", tile.crs, always_xy=True)
-    footprints = [
-        shapely_transform(to_utm.transform, getattr(p, "footprint_split", None) or p.footprint).buffer(FOOTPRINT_MARGIN)
-        for p in products
-    ]
+    footprints = [footprint_in_tile_crs(p, tile).buffer(FOOTPRINT_MARGIN) for p in products]
     pols = [pol for pol, _ in job.outputs]
     cuts = {(i, pol): border_cut_params(p, pol, proc.override_azimuth_cut_threshold_to)
             for i, p in enumerate(products) for pol in pols}
@@ -157,13 +152,13 @@ def produce(job: TileJob, settings) -> list[str]:
 def _block(products, models, footprints, cuts, pols, catalog, geoid, tile, transform, r0, c0, h, w, settings):
     """Merged values of every polarisation over one block, or None when no slice touches it."""
     proc = settings.processing
-    x0, y0 = transform * (c0, r0)
-    x1, y1 = transform * (c0 + w, r0 + h)
+    x0, y0 = transform @ (c0, r0)
+    x1, y1 = transform @ (c0 + w, r0 + h)
     area = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
     active = [i for i, fp in enumerate(footprints) if fp.intersects(area)]
     if not active:
         return None
-    block_transform = transform * Affine.translation(c0, r0)
+    block_transform = transform @ Affine.translation(c0, r0)
     dem = catalog.heights_on_grid(tile.crs, block_transform, (h, w))
     res = transform.a
     centres = (area.bounds[0] + res / 2, area.bounds[1] + res / 2, area.bounds[2] - res / 2, area.bounds[3] - res / 2)
