@@ -208,6 +208,9 @@ def run(settings, *, dry_run: bool = False, cache_before_ortho: bool = False, ma
     a wrong request file fails a dry run. ``maps`` ('LIA' or 'IA') makes only those incidence
     maps, for the relative orbits of the products in ``s1_images`` (nothing is downloaded).
     """
+    if cache_before_ortho:
+        logger.warning("--cache-before-ortho: not implemented yet; calibrated windows are computed in memory "
+                       "and no intermediate file is written")
     if not dry_run:
         return _run(settings, dry_run=False, maps=maps)
     print(settings.describe())
