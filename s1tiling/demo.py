@@ -4,11 +4,19 @@ It builds, under DIR, two consecutive Sentinel-1 slices over Germany (real ESA m
 shared reference data, synthetic pixels), a DEM folder (the real SRTM tile N50E010 plus flat
 tiles around it), and a request file for S2 tile 32UNB, where the two slices must be merged.
 The reference data is looked up in ``$S1TILING_TEST_DATA``, then ``../shared/data``.
+
+Without the reference data (a fresh clone), everything is generated: two consecutive synthetic
+slices over France (metadata from :mod:`s1tiling.synthetic` in DIR/templates, 40 m pixels),
+flat DEM tiles (height 0) and, when PROJ has no EGM96 grid, a zero geoid; the request is for
+S2 tile 31TEL, which the two slices share. The demo then shows flat terrain.
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import functools
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,6 +27,11 @@ DEMO_PRODUCTS = (
     "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768.SAFE",
 )
 DEMO_TILE = "32UNB"
+#: Without reference data: the tile, and the scene centre of the first of two synthetic slices
+#: (the second one follows it to the north; the tile straddles both).
+SYNTHETIC_TILE = "31TEL"
+SYNTHETIC_CENTER = (45.20, 3.79)
+SYNTHETIC_SPACING = 40.0
 
 
 def find_reference_data() -> Path | None:
@@ -30,47 +43,84 @@ def find_reference_data() -> Path | None:
     return None
 
 
-def _pattern(rows, cols):
-    """Synthetic backscatter: fields of different brightness, so that the result shows the geometry."""
+def _pattern(rows, cols, spacing: float = 10.0):
+    """Synthetic backscatter: fields of different brightness (15 km), so that the result shows the
+    geometry; ``spacing``: the product's pixel size in metres."""
+    rows, cols = rows * (spacing / 10.0), cols * (spacing / 10.0)
     fields = ((rows // 1500) + (cols // 1500)) % 3
     return (80 + 60 * fields + 10 * np.sin(cols / 50.0)).astype(np.uint16)
+
+
+def _synthetic_templates(folder: Path) -> list[Path]:
+    """The two consecutive synthetic slices (metadata only) of the demo, generated once."""
+    from .synthetic import make_safe
+
+    found = sorted(folder.glob("*.SAFE"))
+    if len(found) == 2:
+        return found
+    shutil.rmtree(folder, ignore_errors=True)
+    lat, lon = SYNTHETIC_CENTER
+    return [make_safe(folder, center_lat=lat, center_lon=lon, pixel_spacing=SYNTHETIC_SPACING, slice_number=k)
+            for k in (1, 2)]
+
+
+def _synthetic_geoid(root: Path) -> Path:
+    """PROJ's EGM96 grid when there is one, else a zero geoid written under ``root``."""
+    from .errors import MissingGeoidError
+    from .geometry.geoid import find_geoid
+    from .synthetic import write_zero_geoid
+
+    try:
+        return find_geoid()
+    except MissingGeoidError:
+        return write_zero_geoid(root / "geoid" / "zero_geoid.gtx")
 
 
 def build_demo(root, resolution: float = 20.0) -> Path:
     """Create the demo inputs and request file under ``root``; return the request file path."""
     from . import grid
+    from .s1.product import open_product
     from .testing import build_product, write_dem_folder
 
-    data = find_reference_data()
-    if data is None:
-        raise SystemExit("s1tiling demo: reference data not found: set S1TILING_TEST_DATA to the folder "
-                         "holding s1/, dem/ and geoid/ (the project's shared/data)")
     root = Path(root).resolve()
     s1_images, dem_dir, output = root / "s1_images", root / "dem", root / "output"
     for folder in (s1_images, dem_dir, output):
         folder.mkdir(parents=True, exist_ok=True)
-    for name in DEMO_PRODUCTS:
-        if not (s1_images / name).exists():
-            build_product(data / "s1" / name, s1_images, content=_pattern)
-    # The DEM tiles under the S2 tile: N50E010 is real SRTM, the others are written flat (height 0).
-    write_dem_folder(dem_dir, grid.tile(DEMO_TILE).footprint, data / "dem")
+    data = find_reference_data()
+    if data is not None:
+        tile, real_dem, geoid = DEMO_TILE, data / "dem", data / "geoid" / "egm96_15.gtx"
+        templates, content = [data / "s1" / name for name in DEMO_PRODUCTS], _pattern
+        origin = "real ESA metadata from the reference data"
+    else:
+        tile, real_dem, geoid = SYNTHETIC_TILE, None, _synthetic_geoid(root)
+        templates = _synthetic_templates(root / "templates")
+        content = functools.partial(_pattern, spacing=SYNTHETIC_SPACING)
+        origin = "synthetic metadata (no reference data found): flat terrain"
+        print(f"s1tiling demo: reference data not found (S1TILING_TEST_DATA, ../shared/data): "
+              f"synthetic products over S2 tile {tile}, flat terrain", file=sys.stderr)
+    for template in templates:
+        if not (s1_images / template.name).exists():
+            build_product(template, s1_images, content=content)
+    # The DEM tiles under the S2 tile: real SRTM where the reference data has it, else flat (height 0).
+    write_dem_folder(dem_dir, grid.tile(tile).footprint, real_dem)
+    day = open_product(templates[0]).start_time.date()
     config = root / "S1Processor.cfg"
-    config.write_text(f"""# Demo request written by `python -m s1tiling.demo`
+    config.write_text(f"""# Demo request written by `python -m s1tiling.demo`: {origin}
 [Paths]
 s1_images : {s1_images}
 output : {output}
 tmp : {root / 'tmp'}
 dem_dir : {dem_dir}
-geoid_file : {data / 'geoid' / 'egm96_15.gtx'}
+geoid_file : {geoid}
 
 [DataSource]
 download : False
-first_date : 2015-02-22
-last_date : 2015-02-23
+first_date : {day}
+last_date : {day + dt.timedelta(days=1)}
 polarisation : VV-VH
 
 [Processing]
-tiles : {DEMO_TILE}
+tiles : {tile}
 calibration : sigma
 remove_thermal_noise : True
 output_spatial_resolution : {resolution:g}
