@@ -1,0 +1,217 @@
+"""Producing the S2 tile images of one pass with Orfeo ToolBox applications (``engine = otb``).
+
+The OTB counterpart of :func:`s1tiling.production.produce`: same :class:`~s1tiling.production.TileJob`,
+same output paths, grid and metadata (``ENGINE=otb``). For each polarisation and each slice of
+the pass (in time order)::
+
+    SARCalibration (+ BandMath floor) -> ResetMargin (border cut) -> OrthoRectification
+
+then ``Synthetize`` of the slices (first non-zero pixel). Only the part of a slice that can fall
+in the tile is calibrated (``region`` of :func:`~s1tiling.engines.otb.calibrate`, found with
+the product's own sensor model and the DEM's height range), so that a slice that barely touches
+the tile costs little. OrthoRectification gets a temporary DEM folder holding links to (or
+copies of, ``cache_dem_by``) only the DEM tiles under the tile, the geoid of
+:func:`~s1tiling.geometry.geoid.find_geoid`, the grid spacing and the interpolator of the request.
+
+OTB copies hundreds of SAR metadata items into its outputs and writes them uncompressed, so its
+result is copied, block by block, into the final GeoTIFF by :class:`~s1tiling.writing.AtomicRasterWriter`
+with the chain's creation options and tags. Like the native engine, a valid pixel that
+interpolation pulled below ``lower_signal_value`` (bicubic undershoot) is raised to it there.
+Every intermediate file lives in a unique folder under ``[Paths] tmp``, removed at the end.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from .. import grid
+from ..geometry.geoid import Geoid, find_geoid
+from ..geometry.sar_model import SarModel
+from ..ortho import GeometryGrid, sar_window
+from ..production import dem_catalog, tile_product
+from ..radiometry import BorderCut, border_cut_params
+from ..resampling import margin
+from ..s1.product import open_product
+from ..writing import AtomicRasterWriter, creation_options_for, derived_tags, sentinel_short, tile_metadata
+from . import otb
+
+logger = logging.getLogger(__name__)
+
+#: Nodes per tile side of the coarse geometry that bounds the SAR region of a slice.
+REGION_NODES = 24
+#: Pixel size (m) of the DEM sample that gives the height range of the tile.
+REGION_DEM_STEP = 600.0
+#: Heights (m) added below and above that range: the coarse sample misses peaks and pits.
+REGION_HEIGHT_MARGIN = 300.0
+#: SAR samples added around the region.
+REGION_MARGIN = 32
+#: Rows copied at once from OTB's result into the final file.
+COPY_ROWS = 1024
+
+
+def produce(job, settings) -> list[str]:
+    """Make the outputs of ``job`` (a :class:`~s1tiling.production.TileJob`) with OTB; return the paths written."""
+    otb.require_otb()
+    proc = settings.processing
+    if proc.calibration not in otb.CALIBRATIONS:
+        raise NotImplementedError(f"calibration {proc.calibration!r} is not supported by the OTB engine")
+    tile = grid.tile(job.tile)
+    resolution = proc.output_spatial_resolution
+    rows, cols = tile.shape(resolution)
+    transform = tile.transform(resolution)
+    ortho_grid = otb.OrthoGrid(tile.epsg, transform.c, transform.f, cols, rows, resolution)
+    products = [open_product(p) for p in job.products]  # in time order: Synthetize keeps the first
+    geoid_file = find_geoid(settings.paths.geoid_file)
+    dtype, creation_options = creation_options_for("tiled", proc.creation_options)
+    Path(settings.paths.tmp).mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"otb-{job.tile}-", dir=settings.paths.tmp))
+    try:
+        dem_dir = _dem_folder(settings, tile, run_dir / "dem")
+        options = otb.OtbOptions(threads=proc.nb_otb_threads, ram_mb=proc.ram_per_process, tmp_dir=run_dir)
+        geoid, heights = Geoid(geoid_file), _height_range(settings, tile)
+        slices = [_Slice(p, run_dir / "safe", tile, geoid, heights, settings) for p in products]
+        written = []
+        for pol, path in job.outputs:
+            orthos = [otb.orthorectify(chain, ortho_grid, dem_dir, geoid_file,
+                                       proc.orthorectification_gridspacing,
+                                       proc.orthorectification_interpolation_method)
+                      for chain in (s.calibrated(pol, settings) for s in slices) if chain is not None]
+            result = None
+            if orthos:
+                merged = orthos[0] if len(orthos) == 1 else otb.synthetize(orthos)
+                result = merged.write(run_dir / f"{pol}.tif", options)
+            tags = tile_metadata(
+                tile_product(products, job.tile, pol, proc.calibration),
+                input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
+                noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
+                interpolator=proc.orthorectification_interpolation_method, spatial_resolution=resolution,
+                engine="otb", orbit_source="annotation", extra=settings.metadata,
+            )
+            with AtomicRasterWriter(path, crs=tile.crs, transform=transform, width=cols, height=rows,
+                                    dtype=dtype, creation_options=creation_options, tags=tags) as out:
+                if result is not None:  # else no slice reaches the tile: an empty image, as the native engine
+                    _copy(result, out, transform, proc.lower_signal_value)
+                    result.unlink()
+            written.append(str(path))
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    logger.info("%s: wrote %s (OTB)", job.tile, ", ".join(Path(p).name for p in written))
+    return written
+
+
+class _Slice:
+    """One product of the pass as OTB reads it, with the SAR region that can fall in the tile."""
+
+    def __init__(self, product, safe_dir: Path, tile, geoid, heights, settings):
+        self.product = product
+        method = settings.processing.orthorectification_interpolation_method
+        self.region = _sar_region(product, tile, geoid, heights, REGION_MARGIN + margin(method))
+        self.safe = otb.prepare_safe_for_otb(product.path, safe_dir) if self.region is not None else None
+        logger.debug("%s: SAR region %s for tile %s", product.name, self.region, tile.name)
+
+    def calibrated(self, pol: str, settings):
+        """The calibration and border-cut chain of ``pol`` over the region, or None when the
+        region is empty or cut away entirely."""
+        if self.region is None:
+            return None
+        proc = settings.processing
+        cut = border_cut_params(self.product, pol, proc.override_azimuth_cut_threshold_to)
+        margins = _margins_in_region(cut, self.region)
+        if margins is None:
+            return None
+        chain = otb.calibrate(self.safe / self.product.relative_path("measurement", pol), proc.calibration,
+                              proc.remove_thermal_noise, proc.lower_signal_value, region=self.region)
+        return otb.reset_margin(chain, *margins) if any(margins) else chain
+
+
+def _height_range(settings, tile) -> tuple[float, float]:
+    """Lowest and highest DEM heights of the tile (coarse sample), widened by REGION_HEIGHT_MARGIN."""
+    coarse = tile.transform(REGION_DEM_STEP)
+    heights = dem_catalog(settings).heights_on_grid(tile.crs, coarse, tile.shape(REGION_DEM_STEP))
+    return float(np.nanmin(heights)) - REGION_HEIGHT_MARGIN, float(np.nanmax(heights)) + REGION_HEIGHT_MARGIN
+
+
+def _sar_region(product, tile, geoid, heights, extra: int):
+    """``(row_off, col_off, height, width)`` of the product's samples that may map into the tile,
+    or None when none do: a coarse grid of the tile geocoded at the ``heights`` (lowest, highest)
+    with the annotation's orbit, as OTB uses it, and ``extra`` samples around."""
+    model = SarModel.from_annotation(product.annotation(product.polarisations[0]))
+    xmin, _, xmax, _ = tile.bounds
+    geometry = GeometryGrid.compute(model, geoid, tile.crs, tile.bounds, (xmax - xmin) / REGION_NODES, heights)
+    if not np.isfinite(geometry.lines).all() or not np.isfinite(geometry.pixels).all():
+        return (0, 0, *product.shape)  # some nodes could not be geocoded: take it all
+    return sar_window(geometry.lines, geometry.pixels, product.shape, extra)
+
+
+def _margins_in_region(cut: BorderCut, region):
+    """ResetMargin's (top, bottom, left, right) for the border cut of the whole image seen in
+    ``region``, or None when the region lies entirely in the cut."""
+    r0, c0, h, w = region
+    rows, cols = cut.valid
+    top, bottom = max(rows.start - r0, 0), max(r0 + h - rows.stop, 0)
+    left, right = max(cols.start - c0, 0), max(c0 + w - cols.stop, 0)
+    if top + bottom >= h or left + right >= w:
+        return None
+    return top, bottom, left, right
+
+
+def _dem_folder(settings, tile, folder: Path) -> Path:
+    """A folder holding only the DEM tiles under ``tile``: links, or copies with ``cache_dem_by = copy``."""
+    catalog = dem_catalog(settings)
+    folder.mkdir(parents=True)
+    for tid in catalog.tiles_for_region(tile.footprint):
+        source = catalog.path(tid)
+        if not source.is_file():  # the planner already stopped runs whose DEM is missing
+            continue
+        target = folder / source.name
+        if settings.processing.cache_dem_by == "copy":
+            shutil.copyfile(source, target)
+        else:
+            target.symlink_to(source.resolve())
+    return folder
+
+
+def border_mask_file(source, out, creation_options, settings) -> Path:
+    """Write the border mask of the tile image ``source`` to ``out`` with OTB (BandMath, then
+    BinaryMorphologicalOperation); ``creation_options`` is the ``(dtype, options)`` of masks.
+    The mask keeps the image's metadata with ``IMAGE_TYPE=MASK``, as the native masks do."""
+    otb.require_otb()
+    proc = settings.processing
+    dtype, options = creation_options
+    Path(settings.paths.tmp).mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="otb-mask-", dir=settings.paths.tmp))
+    try:
+        result = otb.border_mask(source).write(
+            run_dir / "mask.tif", otb.OtbOptions(threads=proc.nb_otb_threads, ram_mb=proc.ram_per_process,
+                                                 tmp_dir=run_dir))
+        with rasterio.open(source) as src:
+            unit = sentinel_short(src.tags().get("FLYING_UNIT_CODE", "s1?"))
+            tags = derived_tags(src.tags(), f"Orthorectified Sentinel-{unit} IW GRD smoothed border mask S2 tile",
+                                IMAGE_TYPE="MASK")
+            with AtomicRasterWriter(out, crs=src.crs, transform=src.transform, width=src.width,
+                                    height=src.height, dtype=dtype, nodata=None, creation_options=options,
+                                    tags=tags) as writer:
+                _copy(result, writer, src.transform)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return Path(out)
+
+
+def _copy(src_path: Path, out: AtomicRasterWriter, transform, floor: float | None = None) -> None:
+    """Copy OTB's result into ``out``; with ``floor``, valid values below it are raised to it."""
+    with rasterio.open(src_path) as src:
+        if (src.height, src.width) != out.shape or not src.transform.almost_equals(transform, 1e-6):
+            raise otb.OtbError(f"OTB wrote {src_path} on grid {src.transform} {src.width}x{src.height}, "
+                               f"expected {transform} {out.shape[1]}x{out.shape[0]}")
+        for r0 in range(0, src.height, COPY_ROWS):
+            window = Window(0, r0, src.width, min(COPY_ROWS, src.height - r0))
+            values = src.read(1, window=window)
+            if floor is not None:
+                np.copyto(values, np.asarray(floor, values.dtype), where=(values != 0) & (values < floor))
+            out.write(values, window)
