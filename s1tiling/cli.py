@@ -1,5 +1,5 @@
-"""The ``s1tiling`` (alias ``S1Processor``), ``S1LIAMap`` and ``S1IAMap`` commands: the one place
-failures become exit codes."""
+"""The ``s1tiling`` (alias ``S1Processor``), ``S1LIAMap``, ``S1IAMap`` and ``S1GammaAreaMap``
+commands: the one place failures become exit codes."""
 from __future__ import annotations
 
 import argparse
@@ -13,13 +13,15 @@ logger = logging.getLogger("s1tiling")
 INTERRUPTED = 130  # conventional status of a process stopped by Ctrl-C (128 + SIGINT)
 
 
-#: program -> (description, incidence maps it makes alone, or None for the whole chain)
+#: program -> (description, family of the maps it makes alone, or None for the whole chain)
 PROGRAMS = {
     "s1tiling": ("Sentinel-1 GRD products -> calibrated, orthorectified Sentinel-2 tiles.", None),
     "S1LIAMap": ("Local incidence angle maps (sin(LIA), and LIA in degrees x 100 with produce_lia_map) "
                  "of the relative orbits of the products in s1_images over the requested tiles.", "LIA"),
     "S1IAMap": ("Incidence angle maps on the WGS84 ellipsoid (ia_maps_to_produce) of the relative orbits "
                 "of the products in s1_images over the requested tiles.", "IA"),
+    "S1GammaAreaMap": ("Gamma area maps (terrain flattening of gamma0 RTC calibration) of the relative orbits "
+                       "of the products in s1_images over the requested tiles.", "GAMMA_AREA"),
 }
 
 
@@ -44,8 +46,8 @@ def _parser(prog: str = "s1tiling") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
-    """Runs the chain (or, for ``prog`` S1LIAMap/S1IAMap, makes the incidence maps) for a request
-    file; returns the process exit status."""
+    """Runs the chain (or, for ``prog`` S1LIAMap/S1IAMap/S1GammaAreaMap, makes only those maps) for
+    a request file; returns the process exit status."""
     maps = PROGRAMS[prog][1]
     try:
         args = _parser(prog).parse_args(argv)
@@ -83,3 +85,8 @@ def lia_main(argv: list[str] | None = None) -> int:
 def ia_main(argv: list[str] | None = None) -> int:
     """``S1IAMap``: the ellipsoid incidence angle maps of a request file's tiles."""
     return main(argv, "S1IAMap")
+
+
+def gamma_area_main(argv: list[str] | None = None) -> int:
+    """``S1GammaAreaMap``: the gamma area maps of a request file's tiles."""
+    return main(argv, "S1GammaAreaMap")

@@ -60,7 +60,8 @@ logger = logging.getLogger(__name__)
 #: ``[Processing] ia_maps_to_produce`` value -> IA map kind (``{IA_kind}`` of its name)
 IA_KINDS = {"deg": "IA", "cos": "cos_IA", "sin": "sin_IA", "tan": "tan_IA"}
 #: map family -> naming kind and the field holding the map kind
-_NAMING = {"LIA": ("lia_product", "LIA_kind"), "IA": ("ia_product", "IA_kind")}
+_NAMING = {"LIA": ("lia_product", "LIA_kind"), "IA": ("ia_product", "IA_kind"),
+           "GAMMA_AREA": ("gamma_area", "GAMMA_AREA_kind")}
 #: map kind -> S1Tiling's ``creation_options`` key and the default it falls back to
 _CREATION_KEYS = {"LIA": ("lia_deg", "lia_deg"), "sin_LIA": ("lia_sin", "lia_sin"), "IA": ("ia_deg", "lia_deg"),
                   "cos_IA": ("ia_cos", "ia"), "sin_IA": ("ia_sin", "ia"), "tan_IA": ("ia_tan", "ia")}
@@ -80,7 +81,8 @@ ORBIT_MARGIN = 60.0  # seconds of precise orbit kept around a pass
 
 @dataclass(frozen=True)
 class AngleMapJob:
-    """The missing maps of one family (``LIA`` or ``IA``) of one relative orbit over one tile."""
+    """The missing maps of one family (``LIA``, ``IA`` or ``GAMMA_AREA``, see
+    :mod:`s1tiling.terrain_flattening`) of one relative orbit over one tile."""
 
     family: str
     tile: str
@@ -94,20 +96,23 @@ class AngleMapJob:
 
 
 def map_kinds(settings, family: str) -> tuple[str, ...]:
-    """Kinds of the maps a run makes: ``sin_LIA`` (+ ``LIA`` with ``produce_lia_map``), or the
-    IA maps of ``ia_maps_to_produce`` (``IA`` when it is empty)."""
+    """Kinds of the maps a run makes: ``sin_LIA`` (+ ``LIA`` with ``produce_lia_map``), the
+    IA maps of ``ia_maps_to_produce`` (``IA`` when it is empty), or ``GAMMA_AREA``."""
     proc = settings.processing
+    if family == "GAMMA_AREA":
+        return ("GAMMA_AREA",)
     if family == "LIA":
         return ("sin_LIA", "LIA") if proc.produce_lia_map else ("sin_LIA",)
     return tuple(IA_KINDS[k] for k in proc.ia_maps_to_produce) or ("IA",)
 
 
 def map_path(settings, kind: str, group) -> Path:
-    """Path of the ``kind`` map (``LIA``, ``sin_LIA``, ``IA``, ``cos_IA``...) of a pass's relative orbit and tile."""
+    """Path of the ``kind`` map (``LIA``, ``sin_LIA``, ``IA``, ``cos_IA``..., ``GAMMA_AREA``) of a
+    pass's relative orbit and tile."""
     from .pipeline import output_dirs
 
     proc = settings.processing
-    naming_kind, field = _NAMING["LIA" if kind.endswith("LIA") else "IA"]
+    naming_kind, field = _NAMING[kind if kind == "GAMMA_AREA" else "LIA" if kind.endswith("LIA") else "IA"]
     fields = {field: kind, "tile_name": group.tile, "orbit": f"{group.relative_orbit:03d}",
               "flying_unit_code": group.platform.lower(), "orbit_direction": group.pass_direction}
     return product_path(naming_kind, fields, proc.fname_fmt, proc.dname_fmt, output_dirs(settings))
@@ -251,15 +256,11 @@ def produce_maps(job: AngleMapJob, settings) -> list[str]:
     rows, cols = tile.shape(resolution)
     products = sorted((open_product(p) for p in job.products), key=lambda p: p.start_time)
     orbit = ZeroDopplerOrbit.of_pass(products, settings.paths.eof_dir)
-    common = {**settings.metadata, "FLYING_UNIT_CODE": products[0].flying_unit_code, "IMAGE_TYPE": job.family,
-              "INPUT_S1_IMAGES": ", ".join(p.name for p in products), "ORBIT_DIRECTION": products[0].pass_direction,
-              "ORBIT_SOURCE": orbit.source, "ORTHORECTIFIED": "true",
-              "RELATIVE_ORBIT_NUMBER": f"{job.orbit:03d}", "S2_TILE_CORRESPONDING_CODE": job.tile,
-              "SPATIAL_RESOLUTION": str(float(resolution))}
+    common = map_tags(job, products, orbit, settings)
     if job.family == "LIA":
         catalog = dem_catalog(settings)
         geoid = Geoid(find_geoid(settings.paths.geoid_file))
-        resampling = _dem_resampling(proc.dem_warp_resampling_method)
+        resampling = dem_resampling(proc.dem_warp_resampling_method)
         common["DEM_INFO"] = settings.paths.dem_info
     with ExitStack() as stack:
         writers = {}
@@ -287,7 +288,16 @@ def produce_maps(job: AngleMapJob, settings) -> list[str]:
     return written
 
 
-def _dem_resampling(method: str) -> str:
+def map_tags(job: AngleMapJob, products, orbit: ZeroDopplerOrbit, settings) -> dict[str, str]:
+    """Metadata shared by the maps of ``job`` (its opened slices in time order, their orbit)."""
+    return {**settings.metadata, "FLYING_UNIT_CODE": products[0].flying_unit_code, "IMAGE_TYPE": job.family,
+            "INPUT_S1_IMAGES": ", ".join(p.name for p in products), "ORBIT_DIRECTION": products[0].pass_direction,
+            "ORBIT_SOURCE": orbit.source, "ORTHORECTIFIED": "true",
+            "RELATIVE_ORBIT_NUMBER": f"{job.orbit:03d}", "S2_TILE_CORRESPONDING_CODE": job.tile,
+            "SPATIAL_RESOLUTION": str(float(settings.processing.output_spatial_resolution))}
+
+
+def dem_resampling(method: str) -> str:
     if method not in _DEM_RESAMPLING:
         logger.warning("dem_warp_resampling_method = %s: the native engine samples the DEM with 'cubic'", method)
     return _DEM_RESAMPLING.get(method, "cubic")

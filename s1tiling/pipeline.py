@@ -5,8 +5,9 @@ outputs already exist (a rerun resumes), whether the DEM and geoid are there. Th
 a graph of :class:`~s1tiling.scheduling.Task` run by :mod:`s1tiling.scheduling`: one
 orthorectification task per (tile, pass) writing every polarisation, then border masks,
 quicklooks and speckle filtering of each image. NORMLIM tiles also need the sin(LIA) map of
-their tile and relative orbit: one task per missing map set, run before them (maps on disk are
-reused). ``S1LIAMap`` / ``S1IAMap`` run the same chain with only the incidence maps to make.
+their tile and relative orbit, gamma0 RTC tiles its gamma area map: one task per missing map
+set, run before them (maps on disk are reused). ``S1LIAMap`` / ``S1IAMap`` / ``S1GammaAreaMap``
+run the same chain with only those maps to make.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class Plan:
 
     jobs: list = field(default_factory=list)  # production.TileJob
     derived: list = field(default_factory=list)  # (kind, source tile image, output path, job key or None)
-    maps: list = field(default_factory=list)  # incidence.AngleMapJob
+    maps: list = field(default_factory=list)  # incidence.AngleMapJob (LIA, IA or gamma area maps)
     present: list = field(default_factory=list)  # outputs found, not made again
     groups: list = field(default_factory=list)
 
@@ -41,7 +42,7 @@ class Plan:
         lines.append(f"{sum(len(j.outputs) for j in self.jobs)} tile image(s) to produce:")
         lines += [f"  {path}" for job in self.jobs for _, path in job.outputs]
         if self.maps:
-            lines.append(f"{sum(len(m.outputs) for m in self.maps)} incidence angle map(s) to produce:")
+            lines.append(f"{sum(len(m.outputs) for m in self.maps)} map(s) (incidence angles, gamma area) to produce:")
             lines += [f"  {path}" for m in self.maps for _, path in m.outputs]
         if self.derived:
             lines.append(f"{len(self.derived)} derived product(s) to produce:")
@@ -64,13 +65,13 @@ def make_plan(settings, groups) -> Plan:
     from .production import TileJob
 
     proc = settings.processing
-    if proc.calibration == "gamma_naught_rtc" or (proc.calibration == "normlim" and proc.engine == "otb"):
+    if proc.calibration in ("normlim", "gamma_naught_rtc") and proc.engine == "otb":
         raise ConfigurationError(f"{settings.config_file}: [Processing] calibration = {proc.calibration}: "
                                  f"not supported by the {proc.engine} engine yet")
-    normlim = proc.calibration == "normlim"
+    normlim, rtc = proc.calibration == "normlim", proc.calibration == "gamma_naught_rtc"
     dirs = output_dirs(settings)
     plan = Plan(groups=list(groups))
-    lia_groups = []  # NORMLIM passes to produce: they need the sin(LIA) map of their tile and orbit
+    map_groups = []  # passes needing the sin(LIA) (NORMLIM) or gamma area (RTC) map of their tile and orbit
 
     def path_of(tile_product, kind=None):
         return tile_product.path(kind, proc.fname_fmt, proc.dname_fmt, dirs)
@@ -89,11 +90,12 @@ def make_plan(settings, groups) -> Plan:
                 outputs.append((tp.polarisation.upper(), str(image)))
         if outputs:
             sin_lia = str(map_path(settings, "sin_LIA", g)) if normlim else None
-            job = TileJob(g.tile, tuple(str(p.path) for p in g.products), tuple(outputs), sin_lia)
+            gamma_area = str(map_path(settings, "GAMMA_AREA", g)) if rtc else None
+            job = TileJob(g.tile, tuple(str(p.path) for p in g.products), tuple(outputs), sin_lia, gamma_area)
             plan.jobs.append(job)
             job_key = job.key
-            if normlim:
-                lia_groups.append(g)
+            if normlim or rtc:
+                map_groups.append(g)
         for tp in products:
             image = str(path_of(tp))
             wanted = []
@@ -110,13 +112,13 @@ def make_plan(settings, groups) -> Plan:
                 else:
                     made_now = any(image == path for job in plan.jobs for _, path in job.outputs)
                     plan.derived.append((kind, image, str(out), job_key if made_now else None))
-    plan.maps, present = plan_maps(settings, lia_groups, "LIA")
+    plan.maps, present = plan_maps(settings, map_groups, "GAMMA_AREA" if rtc else "LIA")
     plan.present += present
     return plan
 
 
 def maps_plan(settings, groups, family: str) -> Plan:
-    """Only the incidence maps (``family`` 'LIA' or 'IA') of the tiles and relative orbits of ``groups``."""
+    """Only the maps (``family`` 'LIA', 'IA' or 'GAMMA_AREA') of the tiles and relative orbits of ``groups``."""
     from .incidence import plan_maps
 
     plan = Plan(groups=list(groups))
@@ -189,11 +191,15 @@ def build_tasks(plan, settings) -> list:
     else:
         from .production import produce
     from .incidence import produce_maps
+    from .terrain_flattening import produce_gamma_area
 
     map_keys = {path: m.key for m in plan.maps for _, path in m.outputs}
-    tasks = [Task(key=m.key, func=produce_maps, args=(m, settings), kind=m.family.lower()) for m in plan.maps]
+    makers = {"GAMMA_AREA": produce_gamma_area}  # the others: produce_maps
+    tasks = [Task(key=m.key, func=makers.get(m.family, produce_maps), args=(m, settings), kind=m.family.lower())
+             for m in plan.maps]
     tasks += [Task(key=job.key, func=produce, args=(job, settings), kind="ortho",
-                   deps=(map_keys[job.sin_lia],) if job.sin_lia in map_keys else ()) for job in plan.jobs]
+                   deps=tuple(map_keys[m] for m in (job.sin_lia, job.gamma_area) if m in map_keys))
+              for job in plan.jobs]
     for kind, source, out, dep in plan.derived:
         tasks.append(Task(key=f"{kind}/{Path(out).name}", func=derived.make, args=(kind, source, out, settings),
                           deps=(dep,) if dep else (), kind=kind))
@@ -205,8 +211,8 @@ def run(settings, *, dry_run: bool = False, cache_before_ortho: bool = False, ma
 
     ``dry_run`` prints the settings and the plan and does nothing; a problem that would stop
     a real run (no product, missing DEM...) is printed too, and the exit status stays 0: only
-    a wrong request file fails a dry run. ``maps`` ('LIA' or 'IA') makes only those incidence
-    maps, for the relative orbits of the products in ``s1_images`` (nothing is downloaded).
+    a wrong request file fails a dry run. ``maps`` ('LIA', 'IA' or 'GAMMA_AREA') makes only
+    those maps, for the relative orbits of the products in ``s1_images`` (nothing is downloaded).
     """
     if cache_before_ortho:
         logger.warning("--cache-before-ortho: not implemented yet; calibrated windows are computed in memory "

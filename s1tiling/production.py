@@ -6,7 +6,9 @@ geometry (a :class:`~s1tiling.ortho.GeometryGrid` and the SAR position of every 
 computed once and used for every polarisation; only the SAR window under the block is read and
 calibrated. Slices are merged by keeping the first non-zero value (slices in time order), so two
 consecutive slices of a datatake give one seamless image. NORMLIM tiles are made with the beta0
-LUT and multiplied by the sin(LIA) map of their tile and orbit (:mod:`s1tiling.incidence`).
+LUT and multiplied by the sin(LIA) map of their tile and orbit (:mod:`s1tiling.incidence`);
+gamma0 RTC tiles with the gamma LUT, divided by the gamma area map of their tile and orbit
+(:mod:`s1tiling.terrain_flattening`).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from .ortho import GeometryGrid, sar_window
 from .radiometry import border_cut_params, calibrate
 from .resampling import margin, sample
 from .s1.product import open_product
+from .terrain_flattening import flatten
 from .writing import AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for, tile_metadata
 
 logger = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ class TileJob:
     products: tuple  # product paths (str)
     outputs: tuple  # ((polarisation, output path), ...)
     sin_lia: str | None = None  # NORMLIM: the sin(LIA) map the beta0 values are multiplied by
+    gamma_area: str | None = None  # gamma0 RTC: the gamma area map the gamma0 values are divided by
 
     @property
     def key(self) -> str:
@@ -124,7 +128,8 @@ def produce(job: TileJob, settings) -> list[str]:
                 noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
                 interpolator=method, spatial_resolution=resolution, engine="native",
                 orbit_source=models[0].orbit_source,
-                extra={**settings.metadata, **({"LIA_FILE": Path(job.sin_lia).name} if job.sin_lia else {})},
+                extra={**settings.metadata, **({"LIA_FILE": Path(job.sin_lia).name} if job.sin_lia else {}),
+                       **({"GAMMA_AREA_FILE": Path(job.gamma_area).name} if job.gamma_area else {})},
             )
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             cleanup_stale_temporaries(Path(path).parent)  # what killed runs left
@@ -132,6 +137,7 @@ def produce(job: TileJob, settings) -> list[str]:
                 path, crs=tile.crs, transform=transform, width=cols, height=rows, dtype=dtype,
                 creation_options=options, tags=tags))
         sin_lia = stack.enter_context(rasterio.open(job.sin_lia)) if job.sin_lia else None
+        gamma_area = stack.enter_context(rasterio.open(job.gamma_area)) if job.gamma_area else None
         for r0 in range(0, rows, block_rows):
             for c0 in range(0, cols, block_cols):
                 h, w = min(block_rows, rows - r0), min(block_cols, cols - c0)
@@ -142,6 +148,9 @@ def produce(job: TileJob, settings) -> list[str]:
                     if sin_lia is not None:
                         factor = sin_lia.read(1, window=window, masked=True).filled(np.nan)
                         blocks = {pol: normlim(v, factor, proc.lower_signal_value) for pol, v in blocks.items()}
+                    if gamma_area is not None:
+                        ratio = gamma_area.read(1, window=window, masked=True).filled(np.nan)
+                        blocks = {pol: flatten(v, ratio, proc.lower_signal_value) for pol, v in blocks.items()}
                     for pol in pols:
                         writers[pol].write(blocks[pol], window)
         written = [str(path) for _, path in job.outputs]
@@ -190,4 +199,6 @@ def _radiometric_lut(calibration: str) -> str:
         return calibration
     if calibration == "normlim":  # beta0, multiplied by sin(LIA) once on the tile grid
         return "beta"
+    if calibration == "gamma_naught_rtc":  # gamma0 on the ellipsoid, divided by the gamma area ratio on the tile grid
+        return "gamma"
     raise NotImplementedError(f"calibration {calibration!r} is not supported by the native engine yet")

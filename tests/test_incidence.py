@@ -311,9 +311,9 @@ def test_normlim_tile_is_beta_times_sin_lia(inputs):
     assert 0.3 < np.median(normlim[covered] / beta[covered]) < 0.8  # sin of 20-50 degrees
 
 
-def test_gamma_naught_rtc_is_refused_before_any_work(inputs, capsys):
+def test_gamma_naught_rtc_is_refused_by_the_otb_engine_before_any_work(inputs, capsys):
     root, geoid = inputs
-    cfg = _request(root, geoid, "rtc", "metadata", TILE, calibration="gamma_naught_rtc")
+    cfg = _request(root, geoid, "rtc", "metadata", TILE, calibration="gamma_naught_rtc", engine="otb")
     assert cli.main([str(cfg)]) == 72
     assert "calibration = gamma_naught_rtc: not supported" in capsys.readouterr().err
     assert not (root / "rtc" / TILE).exists()

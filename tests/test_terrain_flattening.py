@@ -1,0 +1,275 @@
+"""Gamma area maps (S1GammaAreaMap) and gamma0 RTC calibration (terrain flattening).
+
+Expected values come from the geometry of planes computed here, independently of the code:
+a surface patch of area dA and unit normal m is seen by the radar over |(grad t x grad r) . m| dA
+of the (zero-Doppler time t, slant range r) plane, with grad r = -l (l the unit look vector to
+the satellite) and grad t parallel to the satellite velocity V (zero-Doppler condition); its
+gamma area is (m . l) dA. So the gamma area per unit of (t, r) is proportional to
+(m . l) / |(V x l) . m|, and a plane's map value is that of its normal over that of the
+ellipsoid normal n (Small 2011). For a plane tilted by alpha towards the radar in the range
+plane this is tan(IA) / tan(IA - alpha) (not cos(LIA) / cos(IA), which ignores how many facets
+share one radar cell). Satellite position and velocity: the annotated state vectors (degree-7
+polynomial), at ESA's azimuth time of a geolocation grid point; ECEF coordinates by pyproj.
+
+Germany pass of 2015-02-22 (relative orbit 117) at 100 m: 32UNB on the real N50E010 SRTM tile
+and flat tiles around it; the gamma0 RTC tile on 32UNC (second slice, VV pixels) on a DEM folder
+of flat tiles and a synthetic hilly one.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from pyproj import Transformer
+
+from s1tiling import cli, config, grid, logs
+from s1tiling.incidence import ZeroDopplerOrbit
+from s1tiling.production import TileJob, produce
+from s1tiling.s1.annotation import seconds_since
+from s1tiling.s1.product import open_product
+from s1tiling.terrain_flattening import MIN_GAMMA_AREA, RadarBins, gamma_area_ratio
+from s1tiling.testing import build_product, write_dem_folder
+
+SLICES = ("S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB.SAFE",
+          "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768.SAFE")
+TILE, RTC_TILE, ORBIT = "32UNB", "32UNC", 117
+RESOLUTION = 100.0
+TO_ECEF = Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
+HILLS = "N51E009"  # synthetic DEM tile under 32UNC (west of 10 E)
+
+
+@pytest.fixture(autouse=True)
+def clean_logging():
+    yield
+    logs.reset_logging()
+
+
+def _write_hills(path):
+    """A 3-arc-second SRTM tile of smooth hills (100 to 500 m, slopes up to about 25 degrees)."""
+    lat, lon = np.meshgrid(np.linspace(1, 0, 1201), np.linspace(0, 1, 1201), indexing="ij")
+    heights = 300 + 200 * np.sin(2 * np.pi * lat / 0.06) * np.cos(2 * np.pi * lon / 0.08)
+    np.rint(heights).astype(">i2").tofile(path)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, s1_dir, srtm_dir, geoid_file):
+    root = tmp_path_factory.mktemp("rtc")
+    for name in SLICES:
+        build_product(s1_dir / name, root / "metadata", polarisations=[])
+    build_product(s1_dir / SLICES[1], root / "pixels", polarisations=["VV"],
+                  content=lambda rows, cols: 50 + (rows // 700 + cols // 900) % 4 * 40)
+    write_dem_folder(root / "dem", grid.tile(TILE).footprint, srtm_dir)
+    (root / "hills").mkdir()
+    _write_hills(root / "hills" / f"{HILLS}.hgt")
+    write_dem_folder(root / "hills", grid.tile(RTC_TILE).footprint)
+    return root, geoid_file
+
+
+def _request(root, geoid, name, images, tile, dem="dem", **processing):
+    extra = "".join(f"{k} : {v}\n" for k, v in processing.items())
+    cfg = root / f"{name}.cfg"
+    cfg.write_text(f"""[Paths]
+s1_images : {root / images}
+output : {root / name}
+tmp : {root / 'tmp'}
+dem_dir : {root / dem}
+geoid_file : {geoid}
+[DataSource]
+first_date : 2015-02-22
+last_date : 2015-02-22
+polarisation : VV
+[Processing]
+tiles : {tile}
+output_spatial_resolution : {RESOLUTION:g}
+orthorectification_interpolation_method : linear
+nb_parallel_processes : 1
+{extra}""")
+    return cfg
+
+
+def _read(path):
+    with rasterio.open(path) as src:
+        return src.read(1), src.profile, src.tags()
+
+
+def _lonlat(tile_name, shape):
+    tile = grid.tile(tile_name)
+    xs, ys = tile.transform(RESOLUTION) @ np.meshgrid(np.arange(shape[1]) + 0.5, np.arange(shape[0]) + 0.5)
+    return Transformer.from_crs(tile.crs, "EPSG:4326", always_xy=True).transform(xs, ys)
+
+
+# ---------------------------------------------------------------------------- planes
+
+@pytest.fixture(scope="module")
+def site(inputs):
+    """A geolocation grid point of the second slice inside 32UNB: its UTM position, ellipsoidal
+    height and ECEF position, the satellite position and velocity at its azimuth time, the ground
+    directions (UTM unit vectors) across and along the track, and the pass orbit."""
+    root, _ = inputs
+    products = [open_product(root / "metadata" / name) for name in SLICES]
+    annotation = products[1].annotation("VV")
+    g = annotation.geolocation_grid
+    tile = grid.tile(TILE)
+    to_utm = Transformer.from_crs("EPSG:4326", tile.crs, always_xy=True)
+    x, y = to_utm.transform(g.longitude, g.latitude)
+    (x0, y0), (x1, y1) = tile.transform(RESOLUTION) @ (0, 0), tile.transform(RESOLUTION) @ tile.shape(RESOLUTION)[::-1]
+    inside = np.flatnonzero((x > x0 + 10000) & (x < x1 - 10000) & (y < y0 - 10000) & (y > y1 + 10000))
+    k = inside[len(inside) // 2]
+    orbit = annotation.orbit
+    t_nodes = seconds_since(orbit.times, orbit.times[0])
+    t = seconds_since(g.azimuth_time[k:k + 1], orbit.times[0])[0]
+    near = np.sort(np.argsort(np.abs(t_nodes - t))[:8])
+    fits = [np.polynomial.Polynomial.fit(t_nodes[near] - t, orbit.positions[near, i], 7) for i in range(3)]
+    satellite = np.array([f(0.0) for f in fits])
+    velocity = np.array([f.deriv()(0.0) for f in fits])
+    point = np.array(TO_ECEF.transform(g.longitude[k], g.latitude[k], g.height[k]))
+
+    def ground_direction(vector):
+        """UTM unit vector of the horizontal part of an ECEF direction at the point."""
+        lon, lat, _ = TO_ECEF.transform(*(point + 10.0 * vector), direction="INVERSE")
+        dx, dy = np.array(to_utm.transform(lon, lat)) - (x[k], y[k])
+        return np.array([dx, dy]) / np.hypot(dx, dy)
+
+    look = (satellite - point) / np.linalg.norm(satellite - point)
+    return dict(x=x[k], y=y[k], h=g.height[k], point=point, satellite=satellite, velocity=velocity,
+                away=ground_direction(-look), along=ground_direction(velocity),
+                orbit=ZeroDopplerOrbit.of_pass(products), crs=tile.crs)
+
+
+def _plane_map(site, slope, direction, size=41, margin=20):
+    """Map values of the plane through the site rising by ``slope`` degrees along ``direction``
+    (UTM unit vector), on a grid centred on the site; the map interpolated at the site."""
+    tile = grid.tile(TILE)
+    transform = tile.transform(RESOLUTION)
+    col, row = ~transform @ (site["x"], site["y"])
+    n = size + 2 * margin
+    corner = transform @ Affine.translation(round(col) - n // 2, round(row) - n // 2)
+    xs, ys = corner @ np.meshgrid(np.arange(n) + 0.5, np.arange(n) + 0.5)
+    rise = np.tan(np.radians(slope))
+    heights = site["h"] + rise * ((xs - site["x"]) * direction[0] + (ys - site["y"]) * direction[1])
+    bins = RadarBins.for_grid(site["orbit"], tile.crs, transform, tile.shape(RESOLUTION))
+    values = gamma_area_ratio(site["orbit"], tile.crs, corner, heights, margin, bins)
+    c, r = ~(corner @ Affine.translation(margin, margin)) @ (site["x"], site["y"])
+    c, r = c - 0.5, r - 0.5
+    i, j = int(r), int(c)
+    fr, fc = r - i, c - j
+    at_site = ((1 - fr) * (1 - fc) * values[i, j] + (1 - fr) * fc * values[i, j + 1]
+               + fr * (1 - fc) * values[i + 1, j] + fr * fc * values[i + 1, j + 1])
+    return values, at_site
+
+
+def _expected(site, slope, direction):
+    """Gamma area per radar cell of the plane over that of the ellipsoid (module docstring)."""
+    to_lonlat = Transformer.from_crs(site["crs"], "EPSG:4326", always_xy=True)
+    rise = np.tan(np.radians(slope))
+    corners = []
+    for dx, dy in ((0, 0), (50, 0), (0, 50)):
+        lon, lat = to_lonlat.transform(site["x"] + dx, site["y"] + dy)
+        corners.append(TO_ECEF.transform(lon, lat, site["h"] + rise * (dx * direction[0] + dy * direction[1])))
+    corners = np.array(corners)
+    normal = np.cross(corners[1] - corners[0], corners[2] - corners[0])
+    normal /= np.linalg.norm(normal)
+    lon, lat, _ = TO_ECEF.transform(*site["point"], direction="INVERSE")
+    phi, lam = np.radians(lat), np.radians(lon)
+    ellipsoid = np.array([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)])
+    look = (site["satellite"] - site["point"]) / np.linalg.norm(site["satellite"] - site["point"])
+    c = np.cross(site["velocity"], look)
+    return (normal @ look) / (ellipsoid @ look) * abs(c @ ellipsoid) / abs(c @ normal), ellipsoid @ look
+
+
+def test_level_ground_gives_one(site):
+    values, _ = _plane_map(site, 0.0, (1.0, 0.0))
+    assert np.abs(values - 1).max() < 1e-3
+
+
+@pytest.mark.parametrize("slope, towards", [(20.0, "away"), (-10.0, "away"), (15.0, "along"), (30.0, "away")])
+def test_tilted_plane(site, slope, towards):
+    """Rising away from the satellite (facing it): foreshortening, more area per radar cell;
+    facing away: less; tilted along the track: as level ground."""
+    direction = site[towards]
+    values, at_site = _plane_map(site, slope, direction)
+    expected, cos_ia = _expected(site, slope, direction)
+    assert at_site == pytest.approx(expected, rel=3e-3)
+    if towards == "away":  # a tilt in the range plane: the tangent law
+        ia = np.arccos(cos_ia)
+        assert expected == pytest.approx(np.tan(ia) / np.tan(ia - np.radians(slope)), rel=2e-3)
+    else:
+        assert expected == pytest.approx(1.0, abs=2e-3)
+    assert (values > 2 if slope >= 20 else values < 1 if slope < 0 else np.abs(values - 1) < 0.01).all()
+
+
+def test_shadow_and_layover(site):
+    ia = np.degrees(np.arccos(_expected(site, 0.0, site["away"])[1]))
+    shadow, _ = _plane_map(site, -(95 - ia), site["away"])  # back slope steeper than 90 - IA
+    assert (shadow == 0).all()
+    layover_slope = ia + 12  # facing the radar, steeper than IA
+    layover, at_site = _plane_map(site, layover_slope, site["away"])
+    expected, _ = _expected(site, layover_slope, site["away"])
+    assert expected > 1 and at_site == pytest.approx(expected, rel=3e-3)
+
+
+# ---------------------------------------------------------------------------- maps and tiles
+
+@pytest.fixture(scope="module")
+def gamma_area_map(inputs):
+    root, geoid = inputs
+    cfg = _request(root, geoid, "maps", "metadata", TILE)
+    assert cli.gamma_area_main([str(cfg)]) == 0
+    return cfg, root / "maps" / "_GAMMA_AREA" / f"GAMMA_AREA_{TILE}_{ORBIT}.tif"
+
+
+def test_gamma_area_map_program(gamma_area_map):
+    cfg, path = gamma_area_map
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+    assert not (cfg.parent / "maps" / TILE).exists()  # the map only, no tile image
+    values, profile, tags = _read(path)
+    assert profile["dtype"] == "float32" and profile["nodata"] == 0 and values.shape == (1098, 1098)
+    assert tags["IMAGE_TYPE"] == "GAMMA_AREA" and tags["RELATIVE_ORBIT_NUMBER"] == "117"
+    assert tags["S2_TILE_CORRESPONDING_CODE"] == TILE and tags["DEM_INFO"] == "dem"
+    lon, lat = _lonlat(TILE, values.shape)
+    # Flat DEM tiles (height 0 above the geoid) away from the real relief of N50E010.
+    flat = ((lon < 9.95) | (lat > 51.03)) & (values != 0)
+    relief = (lon > 10.03) & (lat < 50.97) & (values != 0)
+    assert flat.sum() > 100000 and relief.sum() > 100000
+    assert np.abs(values[flat] - 1).max() < 1e-3
+    assert values[relief].std() > 0.05 and 0.9 < np.median(values[relief]) < 1.1
+    mtime = path.stat().st_mtime_ns
+    assert cli.gamma_area_main([str(cfg)]) == 0
+    assert path.stat().st_mtime_ns == mtime  # present: not made again
+
+
+def test_gamma_naught_rtc_tile(inputs):
+    root, geoid = inputs
+    cfg = _request(root, geoid, "rtc", "pixels", RTC_TILE, "hills", calibration="gamma_naught_rtc")
+    assert cli.main([str(cfg)]) == 0
+    out = root / "rtc"
+    map_path = out / "_GAMMA_AREA" / f"GAMMA_AREA_{RTC_TILE}_{ORBIT}.tif"
+    rtc, profile, tags = _read(out / RTC_TILE / f"s1a_{RTC_TILE}_vv_ASC_117_20150222t170750_GammaNaughtRTC.tif")
+    assert tags["CALIBRATION"] == "GammaNaughtRTC" and tags["GAMMA_AREA_FILE"] == map_path.name
+    assert profile["dtype"] == "float32" and profile["nodata"] == 0
+    # The same tile calibrated with the gamma LUT (gamma0 on the ellipsoid), made here directly.
+    settings = config.load_config(cfg)
+    settings = replace(settings, processing=replace(settings.processing, calibration="gamma"))
+    gamma_path = root / "gamma.tif"
+    produce(TileJob(RTC_TILE, (str(root / "pixels" / SLICES[1]),), (("VV", str(gamma_path)),)), settings)
+    gamma = _read(gamma_path)[0].astype(np.float64)
+    ratio = _read(map_path)[0].astype(np.float64)
+    valid = (gamma > 0) & (ratio >= MIN_GAMMA_AREA)
+    assert valid.mean() > 0.3
+    np.testing.assert_allclose(rtc[valid], np.maximum(gamma[valid] / ratio[valid], 1e-7), rtol=1e-6)
+    assert (rtc[~valid] == 0).all()
+    lon, lat = _lonlat(RTC_TILE, rtc.shape)
+    hills = valid & (lon > 9.03) & (lon < 9.97) & (lat > 51.03)
+    flat = valid & (lon > 10.05)
+    assert hills.sum() > 10000 and flat.sum() > 10000
+    assert np.abs(rtc[flat] / gamma[flat] - 1).max() < 1e-3  # level ground: gamma0 RTC = gamma0
+    assert np.std(rtc[hills] / gamma[hills]) > 0.05
+
+
+def test_gamma_area_program_help(capsys):
+    assert cli.gamma_area_main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: S1GammaAreaMap") and "--cache-before-ortho" not in out
