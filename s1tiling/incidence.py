@@ -46,7 +46,6 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.windows import Window
 
-from . import grid
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
 from .geometry.geocoding import zero_doppler
 from .geometry.geoid import Geoid, find_geoid
@@ -244,18 +243,21 @@ def lia_cosines(orbit: ZeroDopplerOrbit, crs, transform, heights) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- production
 
-def produce_maps(job: AngleMapJob, settings) -> list[str]:
-    """Compute and write the maps of ``job``; return the paths written."""
-    from .production import dem_catalog
+def pass_orbit(job: AngleMapJob, settings):
+    """The slices of the pass a map job uses (time order) and its zero-Doppler orbit."""
     from .s1.product import open_product
 
-    proc = settings.processing
-    tile = grid.tile(job.tile)
-    resolution = proc.output_spatial_resolution
-    transform = tile.transform(resolution)
-    rows, cols = tile.shape(resolution)
     products = sorted((open_product(p) for p in job.products), key=lambda p: p.start_time)
-    orbit = ZeroDopplerOrbit.of_pass(products, settings.paths.eof_dir)
+    return products, ZeroDopplerOrbit.of_pass(products, settings.paths.eof_dir)
+
+
+def produce_maps(job: AngleMapJob, settings) -> list[str]:
+    """Compute and write the maps of ``job``; return the paths written."""
+    from .production import dem_catalog, output_grid
+
+    proc = settings.processing
+    tile, transform, rows, cols = output_grid(settings, job.tile)
+    products, orbit = pass_orbit(job, settings)
     common = map_tags(job, products, orbit, settings)
     if job.family == "LIA":
         catalog = dem_catalog(settings)

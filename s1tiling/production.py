@@ -98,13 +98,18 @@ def tile_product(group_products, tile_name, polarisation, calibration) -> TilePr
     )
 
 
+def output_grid(settings, tile_name):
+    """The S2 tile and its grid at the output resolution: ``(tile, transform, rows, cols)``."""
+    tile = grid.tile(tile_name)
+    resolution = settings.processing.output_spatial_resolution
+    return (tile, tile.transform(resolution), *tile.shape(resolution))
+
+
 def produce(job: TileJob, settings) -> list[str]:
     """Make the outputs of ``job``; return the paths written."""
     proc = settings.processing
-    tile = grid.tile(job.tile)
     resolution = proc.output_spatial_resolution
-    transform = tile.transform(resolution)
-    rows, cols = tile.shape(resolution)
+    tile, transform, rows, cols = output_grid(settings, job.tile)
     products = [open_product(p) for p in job.products]
     models = [sar_model(p, settings) for p in products]
     catalog = dem_catalog(settings)

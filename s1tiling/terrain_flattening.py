@@ -61,12 +61,11 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.windows import Window
 
-from . import grid
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
 from .geometry.geocoding import zero_doppler
 from .geometry.geoid import Geoid, find_geoid
 from .geometry.orbit import orbit_state
-from .incidence import AngleMapJob, ZeroDopplerOrbit, dem_resampling, map_tags, pixel_lonlat
+from .incidence import AngleMapJob, ZeroDopplerOrbit, dem_resampling, map_tags, pass_orbit, pixel_lonlat
 from .writing import AtomicRasterWriter, creation_options_for, production_tags
 
 logger = logging.getLogger(__name__)
@@ -232,16 +231,12 @@ def _gather(coords, origin_t, origin_r, cells, out):
 
 def produce_gamma_area(job: AngleMapJob, settings) -> list[str]:
     """Compute and write the gamma area map of ``job`` (family ``GAMMA_AREA``); return its path."""
-    from .production import dem_catalog
-    from .s1.product import open_product
+    from .production import dem_catalog, output_grid
 
     proc = settings.processing
-    tile = grid.tile(job.tile)
     resolution = proc.output_spatial_resolution
-    transform = tile.transform(resolution)
-    rows, cols = tile.shape(resolution)
-    products = sorted((open_product(p) for p in job.products), key=lambda p: p.start_time)
-    orbit = ZeroDopplerOrbit.of_pass(products, settings.paths.eof_dir)
+    tile, transform, rows, cols = output_grid(settings, job.tile)
+    products, orbit = pass_orbit(job, settings)
     bins = RadarBins.for_grid(orbit, tile.crs, transform, (rows, cols))
     catalog = dem_catalog(settings)
     geoid = Geoid(find_geoid(settings.paths.geoid_file))

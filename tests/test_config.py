@@ -97,7 +97,6 @@ def test_minimal_file_gets_documented_defaults(tmp_path, monkeypatch):
 
 
 def test_values_are_typed_and_normalised(tmp_path):
-    tiles_file = tmp_path / "tiles.txt"
     s = load_config(write_request(tmp_path, {
         "Paths": {"tmp": str(tmp_path / "tmp"), "geoid_file": str(tmp_path / "egm96.gtx"), "dem_info": "SRTM 1 arcsec"},
         "DataSource": {"download": "yes", "platform_list": "s1a, S1C", "polarisation": "hh-hv",

@@ -20,7 +20,7 @@ from s1tiling.errors import MissingGeoidError
 from s1tiling.geometry.geoid import Geoid
 from s1tiling.geometry.sar_model import SarModel
 from s1tiling.radiometry import calibrate
-from s1tiling.s1.annotation import SPEED_OF_LIGHT, parse_annotation, seconds_since
+from s1tiling.s1.annotation import parse_annotation, seconds_since
 from s1tiling.s1.product import PRODUCT_NAME, open_product
 from s1tiling.synthetic import SLICE_OVERLAP_LINES, make_safe, write_zero_geoid
 from s1tiling.testing import build_product
