@@ -33,6 +33,7 @@ class Plan:
     maps: list = field(default_factory=list)  # incidence.AngleMapJob (LIA, IA or gamma area maps)
     present: list = field(default_factory=list)  # outputs found, not made again
     groups: list = field(default_factory=list)
+    transient: list = field(default_factory=list)  # (tile image, its filtered product): image removed once filtered
 
     def describe(self) -> str:
         lines = [f"{len(self.groups)} pass(es) over the requested tiles:"]
@@ -69,6 +70,7 @@ def make_plan(settings, groups) -> Plan:
         raise ConfigurationError(f"{settings.config_file}: [Processing] calibration = {proc.calibration}: "
                                  f"not supported by the {proc.engine} engine yet")
     normlim, rtc = proc.calibration == "normlim", proc.calibration == "gamma_naught_rtc"
+    drop_unfiltered = settings.filtering.filter != "none" and not settings.filtering.keep_non_filtered_products
     dirs = output_dirs(settings)
     plan = Plan(groups=list(groups))
     map_groups = []  # passes needing the sin(LIA) (NORMLIM) or gamma area (RTC) map of their tile and orbit
@@ -82,12 +84,18 @@ def make_plan(settings, groups) -> Plan:
         products = [TileProduct(g.products[0].flying_unit_code, g.tile, pol, g.pass_direction, g.relative_orbit,
                                 tuple(p.start_time for p in g.products), proc.calibration)
                     for pol in g.polarisations]
+        if drop_unfiltered:  # an image whose filtered product exists is done
+            finished = [tp for tp in products if path_of(tp, "filtered").exists()]
+            plan.present += [str(path_of(tp, "filtered")) for tp in finished]
+            products = [tp for tp in products if tp not in finished]
         for tp in products:
             image = path_of(tp)
             if image.exists():
                 plan.present.append(str(image))
             else:
                 outputs.append((tp.polarisation.upper(), str(image)))
+            if drop_unfiltered:
+                plan.transient.append((str(image), str(path_of(tp, "filtered"))))
         if outputs:
             sin_lia = str(map_path(settings, "sin_LIA", g)) if normlim else None
             gamma_area = str(map_path(settings, "GAMMA_AREA", g)) if rtc else None
@@ -256,8 +264,17 @@ def _run(settings, *, dry_run: bool, maps: str | None = None) -> int:
     from .scheduling import run_tasks
 
     outcome = run_tasks(build_tasks(plan, settings), settings)
+    _remove_unfiltered(plan)
     logger.info("%s", outcome.summary())
     return _exit_code(outcome, report)
+
+
+def _remove_unfiltered(plan) -> None:
+    """``keep_non_filtered_products = False``: a tile image goes once its filtered product exists."""
+    for image, filtered in plan.transient:
+        if Path(filtered).exists() and Path(image).exists():
+            Path(image).unlink()
+            logger.info("removed %s (keep_non_filtered_products = False)", Path(image).name)
 
 
 def _without_incomplete_passes(groups, report):
