@@ -206,15 +206,10 @@ def canonical_tile_name(name: str) -> str:
 
 
 def _tiles(value: str) -> tuple[str, ...]:
-    from .grid import is_valid_tile_name  # lazy: the grid module loads the S2 tile database
-
+    """Tile names; whether the run's grid has them is checked by :func:`_check_tile_names`."""
     names = _list_of(canonical_tile_name)(value)
     if not names:
         raise ValueError("expected a comma separated list of Sentinel-2 tile names such as 33NWB")
-    unknown = [name for name in names if not is_valid_tile_name(name)]
-    if unknown:
-        raise ValueError(f"unknown Sentinel-2 tile name(s) {', '.join(unknown)} "
-                         "(expected names of the MGRS grid such as 33NWB)")
     return names
 
 
@@ -395,6 +390,7 @@ class Settings:
         lines = [
             f"Request file     : {self.config_file}",
             f"Tiles            : {', '.join(proc.tiles)}",
+            f"Tile grid        : {proc.tiles_shapefile or 'Sentinel-2 MGRS grid'}",
             f"Dates            : {ds.first_date.isoformat()} to {ds.last_date.isoformat()}",
             f"Download         : {ds.download} (roi_by_tiles: {roi})",
             f"Platforms        : {', '.join(ds.platform_list)}",
@@ -512,8 +508,10 @@ def _value(parser, section: str, key: str, problems: _Problems) -> str | None:
     return None
 
 
-def _parse_section(parser, section: str, cls: type, problems: _Problems, present: set[str]) -> dict[str, Any]:
-    """Parsed values of the valid keys of ``section``, keyed by field name; adds the names seen to present."""
+def _parse_section(parser, section: str, cls: type, problems: _Problems, present: set[str],
+                   raws: dict[str, str]) -> dict[str, Any]:
+    """Parsed values of the valid keys of ``section``, keyed by field name; adds the names seen to
+    ``present`` and their values as written to ``raws``."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     keys = _own_keys(parser, section)
     values: dict[str, Any] = {}
@@ -534,6 +532,7 @@ def _parse_section(parser, section: str, cls: type, problems: _Problems, present
             continue
         present.add(prefix if kind else name)
         raw = parser.get(section, key, raw=True)
+        raws[name] = raw
         if kind and spec.metadata["kinds"]:
             kind = next((k for k in spec.metadata["kinds"] if k.lower() == kind), None)
             if kind is None:
@@ -600,7 +599,29 @@ def _prepare_directories(paths: dict[str, Any], download: bool, problems: _Probl
                        "no product will be found", problems.file, paths["s1_images"])
 
 
-def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], problems: _Problems) -> None:
+def _check_tile_names(values: dict[str, dict[str, Any]], raws: dict[str, dict[str, str]], problems: _Problems) -> None:
+    """The requested tiles must be tiles of the run's grid: that of ``tiles_shapefile``, else the MGRS grid."""
+    from .grid import for_tile_file  # lazy: the grid module is heavy to import
+
+    proc, roi = values["Processing"], values["DataSource"].get("roi_by_tiles")
+    try:
+        tile_grid = for_tile_file(proc.get("tiles_shapefile"))
+    except ConfigurationError as err:
+        problems.add("Processing", "tiles_shapefile", raws["Processing"]["tiles_shapefile"], str(err))
+        return
+    tiles_file = proc.get("tiles_list_in_file")
+    requested = (("Processing", "tiles_list_in_file" if tiles_file else "tiles", proc.get("tiles", ())),
+                 ("DataSource", "roi_by_tiles", roi if isinstance(roi, tuple) else ()))
+    for section, key, names in requested:
+        unknown = [name for name in names if not tile_grid.is_valid_tile_name(name)]
+        if unknown:
+            where = f"{tiles_file}: " if key == "tiles_list_in_file" else ""
+            problems.add(section, key, raws[section][key], f"{where}unknown tile name(s) {', '.join(unknown)} "
+                         f"(expected names of {tile_grid.description})")
+
+
+def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], raws: dict[str, dict[str, str]],
+              problems: _Problems) -> None:
     """Checks mandatory keys and cross-key constraints; fills derived defaults in place."""
     for section, keys in _MANDATORY.items():
         for key in keys:
@@ -631,6 +652,7 @@ def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], p
             proc["tiles"] = tiles
     elif not present["Processing"] & {"tiles", "tiles_list_in_file"}:
         problems.add("Processing", "tiles", None, "mandatory key is missing (or give tiles_list_in_file)")
+    _check_tile_names(values, raws, problems)
 
     cluster = values["Cluster"]
     if cluster.get("scheduler") == "address" and not cluster.get("address"):
@@ -652,6 +674,7 @@ def load_config(path) -> Settings:
     canonical = {name.lower(): name for name in (*_SECTIONS, _METADATA)}
     values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
     present: dict[str, set[str]] = {name: set() for name in _SECTIONS}
+    raws: dict[str, dict[str, str]] = {name: {} for name in _SECTIONS}
     metadata: dict[str, str] = {}
     for section in parser.sections():
         name = canonical.get(section.lower())
@@ -663,9 +686,10 @@ def load_config(path) -> Settings:
                 if value is not None:
                     metadata[key] = value.strip()
         else:
-            values[name].update(_parse_section(parser, section, _SECTIONS[name][1], problems, present[name]))
+            values[name].update(_parse_section(parser, section, _SECTIONS[name][1], problems, present[name],
+                                               raws[name]))
 
-    _complete(values, present, problems)
+    _complete(values, present, raws, problems)
     _prepare_directories(values["Paths"], values["DataSource"].get("download", False), problems)
     problems.raise_if_any()
 

@@ -135,15 +135,15 @@ def coverage_percent(products, tile) -> float:
     return 100.0 * union.intersection(box).area / box.area
 
 
-def group_products(products, tiles, request) -> list[TileGroup]:
-    """Group opened products per (tile, pass); keep groups covering at least the overlap ratio."""
+def group_products(products, tiles, request, tile_grid: grid.TileGrid = grid.MGRS_GRID) -> list[TileGroup]:
+    """Group opened products per (tile of ``tile_grid``, pass); keep groups covering at least the overlap ratio."""
     wanted = _wanted_polarisations(request.polarisation)
     passes: dict[tuple, list] = {}
     for product in products:
         passes.setdefault((product.platform, product.relative_orbit, product.datatake_id), []).append(product)
     groups = []
     for tile_name in tiles:
-        tile = grid.tile(tile_name)
+        tile = tile_grid.tile(tile_name)
         for (platform, orbit, datatake), members in sorted(passes.items()):
             touching = [p for p in members if _touches(p, tile)]
             if not touching:

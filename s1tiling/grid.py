@@ -21,6 +21,24 @@ Which squares exist was reverse-engineered from ESA's grid
 Checked against ESA's full list for zone 32 (926 tiles, identical; 32WME, which these
 rules would add, is listed as an exception) and against its total: these rules give
 56 700 tiles worldwide, 14 more than ESA, somewhere in the untested special zones 31-37.
+
+A run uses one :class:`TileGrid` (:func:`for_settings`): this computed grid (:data:`MGRS_GRID`),
+or the tiles of the user's file ``[Processing] tiles_shapefile`` (:class:`FileTileGrid`, e.g.
+S1Tiling's ``Features.shp``, any vector file GDAL reads, names in a ``NAME`` field). The file
+says which tiles exist and their lon/lat footprints; each tile's output grid is derived from its
+footprint, the way ESA's tiles are laid out:
+
+- CRS: the UTM zone of the name when it is an MGRS name (zone 01-60 and a latitude band),
+  else the standard UTM zone of the centre of the footprint's lon/lat box, hemisphere from its
+  latitude;
+- bounds: the footprint's vertices in that CRS, their bounding box snapped outward to the
+  60 m lattice of ESA's corners (eastings, and northings counted from the equator, multiples
+  of 60 m), ignoring 1 m of excess (coordinates rounded in degrees);
+- raster at resolution ``res``: from the upper-left corner, as many whole pixels as cover the
+  bounds (the last column and row may go beyond them when ``res`` does not divide the size).
+
+The footprint of such a tile is then the UTM rectangle of its bounds. For ESA's tiles given with
+their official corners this is exactly the computed tile (:func:`tile`).
 """
 from __future__ import annotations
 
@@ -34,14 +52,15 @@ from pathlib import Path
 import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
-from shapely import affinity, segmentize
+from shapely import STRtree, affinity, get_coordinates, segmentize
+from shapely import transform as transform_coordinates
 from shapely.geometry import MultiPolygon, Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shapely_transform
 
 from .errors import ConfigurationError
 
-__all__ = ["S2Tile", "TILE_SIZE", "tile", "is_valid_tile_name", "tiles_intersecting", "load_tile_file"]
+__all__ = ["S2Tile", "TILE_SIZE", "tile", "is_valid_tile_name", "tiles_intersecting", "load_tile_file",
+           "TileGrid", "MGRS_GRID", "FileTileGrid", "FileTile", "for_settings", "for_tile_file"]
 
 TILE_SIZE = 109800
 BANDS = "CDEFGHJKLMNPQRSTUVWX"
@@ -54,6 +73,9 @@ _SOUTH_FALSE_NORTHING = 10_000_000
 _ABSENT_FROM_ESA_GRID = frozenset({"32WME"})
 _NAME_PATTERN = re.compile(r"(\d{2})([A-Z])([A-Z])([A-Z])")
 _FOOTPRINT_STEP = 2_000  # metres between footprint vertices
+_LATTICE = 60  # metres: ESA's tile corners are multiples of it (northings counted from the equator)
+_SNAP_TOLERANCE = 1.0  # metres of a footprint beyond a lattice line that are ignored when snapping
+_SEARCH_MARGIN = 0.1  # degrees around a searched area when looking for file tiles near it
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,18 @@ class S2Tile:
         return MultiPolygon([*_polygons(west), *_polygons(east)])
 
 
+@dataclass(frozen=True)
+class FileTile(S2Tile):
+    """A tile of a user's tile file: ``bounds`` on the 60 m lattice, of any size."""
+
+    def shape(self, resolution: float) -> tuple[int, int]:
+        """(rows, cols) of the whole ``resolution`` pixels covering the bounds from the upper-left corner."""
+        if not resolution > 0:
+            raise ValueError(f"tile {self.name}: resolution {resolution} m is not positive")
+        xmin, ymin, xmax, ymax = self.bounds
+        return math.ceil((ymax - ymin) / resolution - 1e-9), math.ceil((xmax - xmin) / resolution - 1e-9)
+
+
 def _polygons(geometry: BaseGeometry) -> list[Polygon]:
     return [g for g in getattr(geometry, "geoms", [geometry]) if isinstance(g, Polygon) and not g.is_empty]
 
@@ -138,7 +172,7 @@ def load_tile_file(path) -> dict[str, BaseGeometry]:
     """Tile name -> lon/lat footprint read from a user's tile file ([Processing] tiles_shapefile).
 
     Any vector format GDAL reads when ``pyogrio`` or ``fiona`` is installed; GeoJSON otherwise.
-    The name is taken from the first field called name, tile, tile_id or id (any case).
+    The name is taken from the first field called name, tile, tile_id or id (any case) that is set.
     """
     path = Path(path)
     if not path.is_file():
@@ -151,10 +185,12 @@ def load_tile_file(path) -> dict[str, BaseGeometry]:
         raise ConfigurationError(f"tile file {path}: cannot be read ({exc})") from exc
     if crs is not None and not CRS.from_user_input(crs).equals(CRS.from_epsg(4326)):
         to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
-        records = [(props, shapely_transform(to_lonlat, geom)) for props, geom in records]
+        records = [(props, transform_coordinates(geom, lambda xy: np.column_stack(to_lonlat(xy[:, 0], xy[:, 1]))))
+                   for props, geom in records]
     tiles = {}
     for props, geom in records:
-        key = next((k for k in props if k.lower() in ("name", "tile", "tile_id", "id")), None)
+        key = next((k for k in props if k.lower() in ("name", "tile", "tile_id", "id") and props[k] not in (None, "")),
+                   None)
         if key is None or geom is None:
             raise ConfigurationError(f"tile file {path}: every feature needs a geometry and a name field "
                                      "(name, tile, tile_id or id)")
@@ -162,6 +198,142 @@ def load_tile_file(path) -> dict[str, BaseGeometry]:
     if not tiles:
         raise ConfigurationError(f"tile file {path}: no tile in it")
     return tiles
+
+
+# -- tile grids: the computed one or a user's file --------------------------------------------
+
+class TileGrid:
+    """The tiles a run may use: :meth:`tile`, :meth:`is_valid_tile_name`, :meth:`tiles_intersecting`."""
+
+    description = ""  # which names it has, for error messages
+
+    def tile(self, name: str) -> S2Tile:
+        """The tile called ``name``; ValueError if the grid has none."""
+        raise NotImplementedError
+
+    def tiles_intersecting(self, geometry: BaseGeometry) -> list[str]:
+        """Sorted names of the tiles whose footprint intersects a lon/lat ``geometry``."""
+        raise NotImplementedError
+
+    def is_valid_tile_name(self, name: str) -> bool:
+        try:
+            self.tile(name)
+        except ValueError:
+            return False
+        return True
+
+
+class _MGRSGrid(TileGrid):
+    """The Sentinel-2 grid computed from the tile names (the default)."""
+
+    description = "the MGRS grid such as 33NWB"
+
+    def tile(self, name: str) -> S2Tile:
+        return tile(name)
+
+    def tiles_intersecting(self, geometry: BaseGeometry) -> list[str]:
+        return tiles_intersecting(geometry)
+
+    def __reduce__(self):
+        return "MGRS_GRID"  # unpickles as the module's instance
+
+
+MGRS_GRID = _MGRSGrid()
+
+
+class FileTileGrid(TileGrid):
+    """The tiles of a user's tile file; their grids follow the rules of the module docstring."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.footprints = load_tile_file(self.path)
+        flat = sorted(name for name, footprint in self.footprints.items()
+                      if footprint.geom_type not in ("Polygon", "MultiPolygon") or not footprint.area > 0)
+        if flat:
+            raise ConfigurationError(f"tile file {self.path}: tile(s) {', '.join(flat[:10])} have no polygon "
+                                     "footprint")
+        names = sorted(self.footprints)
+        self.description = (f"the tile file {self.path} ({len(names)} tiles: {', '.join(names[:3])}"
+                            f"{', ...' if len(names) > 3 else ''})")
+        # Search index on the footprints' lon/lat boxes, brought into [-180, 180].
+        pieces = [(name, piece) for name in names for piece in _fold_longitudes(_lonlat_box(self.footprints[name]))]
+        self._piece_names = [name for name, _ in pieces]
+        self._index = STRtree([piece for _, piece in pieces])
+        self._tiles: dict[str, FileTile] = {}
+
+    def tile(self, name: str) -> FileTile:
+        key = _strip_name(str(name))
+        if key not in self.footprints:
+            raise ValueError(f"tile {name!r} is not in the tile file {self.path}")
+        if key not in self._tiles:
+            self._tiles[key] = tile_from_footprint(key, self.footprints[key])
+        return self._tiles[key]
+
+    def tiles_intersecting(self, geometry: BaseGeometry) -> list[str]:
+        names = set()
+        for part in _fold_longitudes(geometry):
+            area = box(*part.bounds).buffer(_SEARCH_MARGIN, join_style="mitre")
+            near = {self._piece_names[i] for i in self._index.query(area)}
+            names.update(name for name in near if self.tile(name).footprint.intersects(part))
+        return sorted(names)
+
+    def __reduce__(self):
+        return for_tile_file, (self.path,)
+
+
+def for_tile_file(path) -> TileGrid:
+    """:data:`MGRS_GRID` for ``None``, else the grid of that tile file (read once per process while
+    the file is unchanged); ConfigurationError naming the file when it cannot be used."""
+    if path is None:
+        return MGRS_GRID
+    path = Path(path).expanduser().absolute()
+    stat = path.stat() if path.is_file() else None
+    return _file_grid(path, stat and (stat.st_mtime_ns, stat.st_size))
+
+
+@lru_cache(maxsize=8)
+def _file_grid(path: Path, stamp) -> FileTileGrid:
+    return FileTileGrid(path)
+
+
+def for_settings(settings) -> TileGrid:
+    """The grid of a run: that of ``[Processing] tiles_shapefile`` when set, else the MGRS grid.
+
+    Settings travel to the worker processes, so every task finds the same grid from them.
+    """
+    return for_tile_file(settings.processing.tiles_shapefile)
+
+
+def tile_from_footprint(name: str, footprint: BaseGeometry) -> FileTile:
+    """The tile ``name`` of a tile file, from its lon/lat ``footprint`` (rules in the module docstring)."""
+    match = _NAME_PATTERN.fullmatch(name)
+    if match and 1 <= int(match[1]) <= 60 and match[2] in BANDS:
+        zone, band = int(match[1]), match[2]
+    else:
+        centre = _lonlat_box(footprint).centroid
+        zone, band = int((centre.x + 180) % 360 // 6) + 1, _band_of_latitude(centre.y)
+    south = band < "N"
+    epsg = (32700 if south else 32600) + zone
+    x, y = _from_lonlat(epsg).transform(*get_coordinates(footprint).T)
+    xmin, xmax = _snap_outward(np.min(x), np.max(x), 0)
+    ymin, ymax = _snap_outward(np.min(y), np.max(y), _SOUTH_FALSE_NORTHING if south else 0)
+    return FileTile(name, zone, band, epsg, (xmin, ymin, xmax, ymax))
+
+
+def _lonlat_box(footprint: BaseGeometry) -> Polygon:
+    """Lon/lat box of a footprint; one whose longitudes jump at the antimeridian (a span over 180
+    degrees) is taken across it, with longitudes beyond 180."""
+    lon, lat = get_coordinates(footprint).T
+    if lon.max() - lon.min() > 180:
+        lon = np.where(lon < 0, lon + 360, lon)
+    return box(lon.min(), lat.min(), lon.max(), lat.max())
+
+
+def _snap_outward(low: float, high: float, origin: int) -> tuple[int, int]:
+    """(low, high) widened to the 60 m lattice counted from ``origin``, less :data:`_SNAP_TOLERANCE`."""
+    lo = origin + _LATTICE * math.floor((low - origin + _SNAP_TOLERANCE) / _LATTICE)
+    hi = origin + _LATTICE * math.ceil((high - origin - _SNAP_TOLERANCE) / _LATTICE)
+    return int(lo), int(max(hi, lo + _LATTICE))
 
 
 # -- names and squares -------------------------------------------------------------------------

@@ -139,8 +139,8 @@ def check_dem_and_geoid(settings, tiles) -> None:
     from .geometry.geoid import find_geoid
     from .production import dem_catalog
 
-    catalog = dem_catalog(settings)
-    missing = sorted({m for t in tiles for m in catalog.missing_tiles(grid.tile(t).footprint)})
+    catalog, tile_grid = dem_catalog(settings), grid.for_settings(settings)
+    missing = sorted({m for t in tiles for m in catalog.missing_tiles(tile_grid.tile(t).footprint)})
     if missing:
         raise MissingDEMError(
             f"DEM tiles missing in {settings.paths.dem_dir} (format {settings.paths.dem_format!r}) "
@@ -241,7 +241,7 @@ def _run(settings, *, dry_run: bool, maps: str | None = None) -> int:
     products = open_matching_products(settings.paths.s1_images, settings.data_source)
     unavailable = report.unavailable if report is not None else set()
     products = [p for p in products if p.name not in unavailable]
-    groups = group_products(products, tiles, settings.data_source)
+    groups = group_products(products, tiles, settings.data_source, grid.for_settings(settings))
     if unavailable:
         groups = _without_incomplete_passes(groups, report)
     if not groups:

@@ -99,8 +99,8 @@ def tile_product(group_products, tile_name, polarisation, calibration) -> TilePr
 
 
 def output_grid(settings, tile_name):
-    """The S2 tile and its grid at the output resolution: ``(tile, transform, rows, cols)``."""
-    tile = grid.tile(tile_name)
+    """The tile (of the run's grid) and its grid at the output resolution: ``(tile, transform, rows, cols)``."""
+    tile = grid.for_settings(settings).tile(tile_name)
     resolution = settings.processing.output_spatial_resolution
     return (tile, tile.transform(resolution), *tile.shape(resolution))
 

@@ -448,7 +448,7 @@ def test_request_from_settings():
                        tile_to_product_overlap_ratio=50.0, offline_timeout=30, offline_poll_interval=20,
                        download_keep=1000),
         paths=ns(s1_images=Path("/data/s1"), tmp=Path("/tmp")),
-        processing=ns(tiles=("33NWB", "32UNA")),
+        processing=ns(tiles=("33NWB", "32UNA"), tiles_shapefile=None),
     )
     request = request_from_settings(settings)
     assert request.tiles == ("33NWB", "32UNA") and request.all_tiles

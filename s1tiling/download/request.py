@@ -13,6 +13,7 @@ class DownloadRequest:
     ``tiles`` are the S2 tiles whose footprints are searched; ``all_tiles`` is set when
     ``roi_by_tiles = ALL``: each product found then covers every grid tile it intersects.
     ``offline_timeout`` is in minutes, ``offline_poll_interval`` and ``retry_delay`` in seconds.
+    ``tiles_shapefile``: the user's tile file when the tiles are not those of the MGRS grid.
     """
 
     tiles: tuple[str, ...]
@@ -32,6 +33,7 @@ class DownloadRequest:
     download_keep: int = 1000
     max_retries: int = 4
     retry_delay: float = 5.0
+    tiles_shapefile: Path | None = None
 
 
 def request_from_settings(settings) -> DownloadRequest:
@@ -55,4 +57,5 @@ def request_from_settings(settings) -> DownloadRequest:
         offline_timeout=float(source.offline_timeout),
         offline_poll_interval=float(source.offline_poll_interval),
         download_keep=int(source.download_keep),
+        tiles_shapefile=settings.processing.tiles_shapefile,
     )

@@ -161,18 +161,18 @@ def _wanted(product: FoundProduct, request: DownloadRequest) -> bool:
     return product_matches(product, request)
 
 
-def _covered_tiles(products: list[FoundProduct], request: DownloadRequest) -> list[str]:
+def _covered_tiles(products: list[FoundProduct], request: DownloadRequest, tile_grid: grid.TileGrid) -> list[str]:
     if not request.all_tiles:
         return list(request.tiles)
     names = set()
     for product in products:
-        names.update(getattr(t, "name", t) for t in grid.tiles_intersecting(product.footprint))
+        names.update(getattr(t, "name", t) for t in tile_grid.tiles_intersecting(product.footprint))
     return sorted(names)
 
 
-def _assign_tiles(products: list[FoundProduct], tile_names: list[str], ratio: float) -> None:
+def _assign_tiles(products: list[FoundProduct], tile_names: list[str], ratio: float, tile_grid: grid.TileGrid) -> None:
     for tile_name in tile_names:
-        tile = grid.tile(tile_name)
+        tile = tile_grid.tile(tile_name)
         passes: dict[tuple, list[FoundProduct]] = {}
         for product in products:
             if product.footprint.intersects(tile.footprint):
@@ -189,8 +189,9 @@ def search_products(request: DownloadRequest, dag=None) -> list[FoundProduct]:
     """Products of the request, each once, sorted by date, with the tiles they cover."""
     dag = dag or open_gateway(request.eodag_config)
     found: dict[str, FoundProduct] = {}
+    tile_grid = grid.for_tile_file(request.tiles_shapefile)
     for tile_name in request.tiles:
-        area = grid.tile(tile_name).footprint
+        area = tile_grid.tile(tile_name).footprint
         for eoproduct in _search_area(dag, area, request, tile_name):
             product = from_eodag(eoproduct)
             if product is None or product.name in found:
@@ -200,7 +201,8 @@ def search_products(request: DownloadRequest, dag=None) -> list[FoundProduct]:
             else:
                 logger.debug("%s does not match the request filters", product.name)
     products = sorted(found.values(), key=lambda p: (p.start, p.name))
-    _assign_tiles(products, _covered_tiles(products, request), request.tile_to_product_overlap_ratio)
+    _assign_tiles(products, _covered_tiles(products, request, tile_grid), request.tile_to_product_overlap_ratio,
+                  tile_grid)
     kept = [p for p in products if p.tiles]
     logger.info("%d Sentinel-1 product(s) found for tiles %s between %s and %s (%d below the overlap ratio)",
                 len(kept), ", ".join(request.tiles), request.first_date, request.last_date,

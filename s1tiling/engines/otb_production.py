@@ -61,7 +61,7 @@ def produce(job, settings) -> list[str]:
     proc = settings.processing
     if proc.calibration not in otb.CALIBRATIONS:
         raise NotImplementedError(f"calibration {proc.calibration!r} is not supported by the OTB engine")
-    tile = grid.tile(job.tile)
+    tile = grid.for_settings(settings).tile(job.tile)
     resolution = proc.output_spatial_resolution
     rows, cols = tile.shape(resolution)
     transform = tile.transform(resolution)
