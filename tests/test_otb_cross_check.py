@@ -295,7 +295,10 @@ def _compare(inputs, outputs, tiles, label):
         assert tile_relative.size > 5_000
         assert np.median(tile_relative) < 1e-3
     assert len(offsets) >= 4, f"only {len(offsets)} targets found in both outputs"
-    assert max(offsets) < 1.0
+    assert max(offsets) < 1.0  # the bound
+    # Measured <= 0.09 px, the 2015 products included since their range polynomials are
+    # refitted for OTB (engines.otb.fix_srgr_polynomials; 0.31-0.41 px without): keep it so.
+    assert max(offsets) < 0.25
 
 
 @pytest.mark.otb

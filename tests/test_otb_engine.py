@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from lxml import etree
 import pyproj
 import pytest
 import rasterio
@@ -495,3 +496,39 @@ def test_despeckle_keeps_a_constant_image(tmp_path):
                         ).write(tmp_path / "f.tif")
     with rasterio.open(out) as ds:
         assert np.allclose(ds.read(1)[3:-3, 3:-3], 0.25, rtol=1e-6)
+
+
+def _grid_pixel_errors(annotation: bytes) -> np.ndarray:
+    """|srgr(c * slantRangeTime / 2) / spacing - pixel| at ESA's geolocation grid points, with the
+    srgr record of the first azimuth time at or after each point (nearest record, no time
+    interpolation: enough to tell a 4-pixel error from a consistent polynomial)."""
+    root = etree.fromstring(annotation)
+    spacing = float(root.findtext("imageAnnotation/imageInformation/rangePixelSpacing"))
+    records = [(np.datetime64(r.findtext("azimuthTime")), float(r.findtext("sr0")),
+                np.array(r.findtext("srgrCoefficients").split(), dtype=float)) for r in root.iterfind("coordinateConversion/coordinateConversionList/coordinateConversion")]
+    errors = []
+    for point in root.iter("geolocationGridPoint"):
+        t = np.datetime64(point.findtext("azimuthTime"))
+        _, sr0, srgr = min(records, key=lambda r: abs(r[0] - t))
+        slant = 299792458.0 * float(point.findtext("slantRangeTime")) / 2
+        errors.append(np.polynomial.polynomial.polyval(slant - sr0, srgr) / spacing - float(point.findtext("pixel")))
+    return np.abs(np.array(errors))
+
+
+def test_fix_srgr_polynomials_makes_old_range_polynomials_agree_with_esa_grid(s1_dir):
+    raw = _annotation(s1_dir, OLD).read_bytes()
+    fixed = otb.fix_srgr_polynomials(raw)
+    assert fixed is not None
+    root = etree.fromstring(fixed)
+    spacing = float(root.findtext("imageAnnotation/imageInformation/rangePixelSpacing"))
+    ground = np.linspace(0.0, int(root.findtext("imageAnnotation/imageInformation/numberOfSamples")) * spacing, 301)
+    for record in root.iterfind("coordinateConversion/coordinateConversionList/coordinateConversion"):
+        grsr = np.array(record.findtext("grsrCoefficients").split(), dtype=float)
+        srgr = np.array(record.findtext("srgrCoefficients").split(), dtype=float)
+        slant = np.polynomial.polynomial.polyval(ground, grsr)  # gr0 is 0 in GRD annotations
+        back = np.polynomial.polynomial.polyval(slant - float(record.findtext("sr0")), srgr)
+        assert np.abs(back - ground).max() < 0.01 * spacing  # srgr is now the inverse of grsr
+    # ESA's rounded `pixel` field (nearest record, no time interpolation): closer on average.
+    assert _grid_pixel_errors(fixed).mean() < _grid_pixel_errors(raw).mean() - 0.5
+    assert otb.fix_srgr_polynomials(fixed) is None  # consistent now
+    assert otb.fix_srgr_polynomials(_annotation(s1_dir, RECENT).read_bytes()) is None

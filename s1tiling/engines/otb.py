@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from lxml import etree
 from rasterio.windows import Window
 
@@ -467,12 +468,49 @@ def fix_fm_rate_polynomials(annotation: bytes) -> bytes | None:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8") if fixed else None
 
 
+#: srgr polynomials further than this (in pixels) from the inverse of grsr are refitted.
+SRGR_TOLERANCE = 0.05
+SRGR_REFIT_DEGREE = 8
+
+
+def fix_srgr_polynomials(annotation: bytes) -> bytes | None:
+    """Annotation XML whose ``srgrCoefficients`` are refitted as the inverse of its
+    ``grsrCoefficients``, or None when they already agree within ``SRGR_TOLERANCE`` pixel.
+
+    On some IPF 2.x products (the 2015 ones of the reference data) srgr disagrees with grsr by
+    up to 4 pixels while grsr agrees with the ellipsoid geometry and ESA's geolocation grid;
+    OTB 8.1 maps ground to SAR with srgr, so it would misplace those products by up to 40 m in
+    range. The native engine uses grsr there (:mod:`s1tiling.geometry.sar_model`).
+    """
+    root = etree.fromstring(annotation)
+    spacing = float(root.findtext("imageAnnotation/imageInformation/rangePixelSpacing"))
+    samples = int(root.findtext("imageAnnotation/imageInformation/numberOfSamples"))
+    ground = np.linspace(0.0, samples * spacing, 129)
+    fixed = False
+    for record in root.iterfind("coordinateConversion/coordinateConversionList/coordinateConversion"):
+        srgr_node = record.find("srgrCoefficients")
+        grsr = np.array(record.findtext("grsrCoefficients").split(), dtype=float)
+        srgr = np.array(srgr_node.text.split(), dtype=float)
+        sr0, gr0 = float(record.findtext("sr0")), float(record.findtext("gr0"))
+        slant = np.polynomial.polynomial.polyval(ground - gr0, grsr)
+        error = np.abs(np.polynomial.polynomial.polyval(slant - sr0, srgr) - ground).max() / spacing
+        if error <= SRGR_TOLERANCE:
+            continue
+        # The inverse of a degree-4 grsr is not a degree-4 polynomial to the metre: refit with more terms.
+        refit = np.polynomial.Polynomial.fit(slant - sr0, ground, SRGR_REFIT_DEGREE).convert().coef
+        srgr_node.text = " ".join(f"{c:.15e}" for c in refit)
+        srgr_node.set("count", str(refit.size))
+        fixed = True
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8") if fixed else None
+
+
 def prepare_safe_for_otb(product_path, tmp_dir) -> Path:
     """A SAFE folder that OTB 8.1 reads as Sentinel-1, for a product folder or zip.
 
     An unzipped product whose annotations OTB understands is returned as is. Otherwise
     ``tmp_dir/<name>.SAFE`` is made (or reused when an earlier call made it): annotations
-    of IPF < 2.43 copied with :func:`fix_fm_rate_polynomials`, the other files OTB reads
+    of IPF < 2.43 copied with :func:`fix_fm_rate_polynomials`, inconsistent range
+    polynomials refitted by :func:`fix_srgr_polynomials`, the other files OTB reads
     (manifest, calibration, noise, measurements) linked, or extracted from a zip.
     """
     product = open_product(product_path)
@@ -483,8 +521,10 @@ def prepare_safe_for_otb(product_path, tmp_dir) -> Path:
         relative = product.relative_path("annotation", pol)
         with _open_member(product, relative) as f:
             try:
-                content = fix_fm_rate_polynomials(f.read())
-            except (etree.XMLSyntaxError, ValueError) as exc:
+                original = f.read()
+                content = fix_fm_rate_polynomials(original)
+                content = fix_srgr_polynomials(content or original) or content
+            except (etree.XMLSyntaxError, ValueError, TypeError, AttributeError) as exc:
                 raise ProductError(product.name, relative, f"cannot prepare it for OTB: {exc}") from None
         if content is not None:
             fixed[relative] = content
