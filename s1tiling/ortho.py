@@ -77,7 +77,9 @@ class GeometryGrid:
         ``transform`` is the affine of the output grid (north-up), ``(row0, col0)`` the block's
         first pixel in it and ``orthometric`` the DEM heights of the block (2-D array).
         """
-        heights = np.ascontiguousarray(orthometric, dtype=np.float64)
+        heights = np.ascontiguousarray(orthometric)  # float32 heights are used as they are (exact in float64)
+        if heights.dtype not in (np.float32, np.float64):
+            heights = heights.astype(np.float64)
         lines = np.empty(heights.shape)
         pixels = np.empty(heights.shape)
         _interpolate_positions(
@@ -89,53 +91,87 @@ class GeometryGrid:
         return lines, pixels
 
 
+@numba.njit(cache=True, inline="always")
+def _bilinear(grid, k, j, i, w00, w01, w10, w11):
+    """Layer ``k`` of ``grid`` interpolated in cell (j, i) with the given corner weights."""
+    return w00 * grid[k, j, i] + w01 * grid[k, j, i + 1] + w10 * grid[k, j + 1, i] + w11 * grid[k, j + 1, i + 1]
+
+
 @numba.njit(parallel=True, cache=True)
 def _interpolate_positions(node_lines, node_pixels, undulation, layer_h, u0, du, v0, dv, dem, out_l, out_p):
     ny, nx = undulation.shape
     rows, cols = dem.shape
     h0, h1, h2 = layer_h[0], layer_h[1], layer_h[2]
+    # Denominators of the Lagrange weights of the three layers.
+    d0 = (h0 - h1) * (h0 - h2)
+    d1 = (h1 - h0) * (h1 - h2)
+    d2 = (h2 - h0) * (h2 - h1)
+    col_i = np.empty(cols, np.int64)  # node column and fraction of every output column
+    col_f = np.empty(cols)
+    for c in range(cols):
+        u = u0 + c * du
+        col_i[c] = min(max(int(np.floor(u)), 0), nx - 2)
+        col_f[c] = u - col_i[c]
     for r in numba.prange(rows):
         v = v0 + r * dv
         j = min(max(int(np.floor(v)), 0), ny - 2)
         fv = v - j
         for c in range(cols):
-            u = u0 + c * du
-            i = min(max(int(np.floor(u)), 0), nx - 2)
-            fu = u - i
+            i = col_i[c]
+            fu = col_f[c]
             w00 = (1 - fu) * (1 - fv)
             w01 = fu * (1 - fv)
             w10 = (1 - fu) * fv
             w11 = fu * fv
-            n = (w00 * undulation[j, i] + w01 * undulation[j, i + 1]
-                 + w10 * undulation[j + 1, i] + w11 * undulation[j + 1, i + 1])
-            h = dem[r, c] + n
-            # Lagrange weights of the three layers at height h.
-            a0 = (h - h1) * (h - h2) / ((h0 - h1) * (h0 - h2))
-            a1 = (h - h0) * (h - h2) / ((h1 - h0) * (h1 - h2))
-            a2 = (h - h0) * (h - h1) / ((h2 - h0) * (h2 - h1))
+            h = dem[r, c] + (w00 * undulation[j, i] + w01 * undulation[j, i + 1]
+                             + w10 * undulation[j + 1, i] + w11 * undulation[j + 1, i + 1])
+            a0 = (h - h1) * (h - h2) / d0
+            a1 = (h - h0) * (h - h2) / d1
+            a2 = (h - h0) * (h - h1) / d2
             line = 0.0
+            line += a0 * _bilinear(node_lines, 0, j, i, w00, w01, w10, w11)
+            line += a1 * _bilinear(node_lines, 1, j, i, w00, w01, w10, w11)
+            line += a2 * _bilinear(node_lines, 2, j, i, w00, w01, w10, w11)
             pixel = 0.0
-            for k, a in ((0, a0), (1, a1), (2, a2)):
-                line += a * (w00 * node_lines[k, j, i] + w01 * node_lines[k, j, i + 1]
-                             + w10 * node_lines[k, j + 1, i] + w11 * node_lines[k, j + 1, i + 1])
-                pixel += a * (w00 * node_pixels[k, j, i] + w01 * node_pixels[k, j, i + 1]
-                              + w10 * node_pixels[k, j + 1, i] + w11 * node_pixels[k, j + 1, i + 1])
+            pixel += a0 * _bilinear(node_pixels, 0, j, i, w00, w01, w10, w11)
+            pixel += a1 * _bilinear(node_pixels, 1, j, i, w00, w01, w10, w11)
+            pixel += a2 * _bilinear(node_pixels, 2, j, i, w00, w01, w10, w11)
             out_l[r, c] = line
             out_p[r, c] = pixel
 
 
 def sar_window(lines, pixels, image_shape, margin):
     """Smallest window ``(row_off, col_off, height, width)`` of the SAR image holding every sample
-    needed to interpolate at the given positions (``margin`` extra samples each side), or None."""
-    finite = np.isfinite(lines) & np.isfinite(pixels)
-    if not finite.any():
+    needed to interpolate at the given positions (``margin`` extra samples each side), or None.
+    Positions where the line or the pixel is not finite are ignored."""
+    found, lo_l, hi_l, lo_p, hi_p = _finite_bounds(np.ravel(lines), np.ravel(pixels))
+    if not found:
         return None
-    lo_l = int(np.floor(np.nanmin(np.where(finite, lines, np.nan)))) - margin
-    hi_l = int(np.ceil(np.nanmax(np.where(finite, lines, np.nan)))) + margin + 1
-    lo_p = int(np.floor(np.nanmin(np.where(finite, pixels, np.nan)))) - margin
-    hi_p = int(np.ceil(np.nanmax(np.where(finite, pixels, np.nan)))) + margin + 1
+    lo_l = int(np.floor(lo_l)) - margin
+    hi_l = int(np.ceil(hi_l)) + margin + 1
+    lo_p = int(np.floor(lo_p)) - margin
+    hi_p = int(np.ceil(hi_p)) + margin + 1
     lo_l, lo_p = max(lo_l, 0), max(lo_p, 0)
     hi_l, hi_p = min(hi_l, image_shape[0]), min(hi_p, image_shape[1])
     if hi_l <= lo_l or hi_p <= lo_p:
         return None
     return lo_l, lo_p, hi_l - lo_l, hi_p - lo_p
+
+
+@numba.njit(cache=True)
+def _finite_bounds(lines, pixels):
+    """(any, min line, max line, min pixel, max pixel) over the positions where both are finite."""
+    found = False
+    lo_l = hi_l = lo_p = hi_p = np.nan
+    for k in range(lines.size):
+        line, pixel = lines[k], pixels[k]
+        if not (np.isfinite(line) and np.isfinite(pixel)):
+            continue
+        if not found:
+            found = True
+            lo_l = hi_l = line
+            lo_p = hi_p = pixel
+        else:
+            lo_l, hi_l = min(lo_l, line), max(hi_l, line)
+            lo_p, hi_p = min(lo_p, pixel), max(hi_p, pixel)
+    return found, lo_l, hi_l, lo_p, hi_p

@@ -120,6 +120,8 @@ def produce(job: TileJob, settings) -> list[str]:
             for i, p in enumerate(products) for pol in pols}
     method = proc.orthorectification_interpolation_method
     dtype, options = creation_options_for("tiled", proc.creation_options)
+    if proc.nb_otb_threads > 1:  # compress with the task's threads (same pixels, less waiting)
+        options.setdefault("NUM_THREADS", str(proc.nb_otb_threads))
     block_rows = max(16, int(BLOCK_HEIGHT // resolution))
     block_cols = max(16, int(BLOCK_WIDTH // resolution))
 
@@ -177,25 +179,31 @@ def _block(products, models, footprints, cuts, pols, catalog, geoid, tile, trans
     res = transform.a
     centres = (area.bounds[0] + res / 2, area.bounds[1] + res / 2, area.bounds[2] - res / 2, area.bounds[3] - res / 2)
     method = proc.orthorectification_interpolation_method
-    merged = {pol: np.zeros((h, w), dtype=np.float32) for pol in pols}
-    for i in active:
+    lut = _radiometric_lut(proc.calibration)
+    merged = np.zeros((len(pols), h, w), dtype=np.float32)  # one band per polarisation
+    for n, i in enumerate(active):
+        needed = None
+        if n:  # a later slice only fills the pixels earlier ones left at 0
+            needed = (merged == 0).any(axis=0)
+            if not needed.any():
+                break
         product = products[i]
         step = max(proc.orthorectification_gridspacing, MIN_NODE_PIXELS * res)
         geometry = GeometryGrid.compute(models[i], geoid, tile.crs, centres, step,
                                         (float(np.min(dem)), float(np.max(dem))))
         lines, pixels = geometry.sar_positions(transform, r0, c0, dem)
+        if needed is not None:
+            lines[~needed] = np.nan  # not sampled, and outside the SAR window
         window = sar_window(lines, pixels, product.shape, margin(method))
         if window is None:
             continue
-        for pol in pols:
-            values = calibrate(product, pol, window, calibration=_radiometric_lut(proc.calibration),
-                               remove_thermal_noise=proc.remove_thermal_noise,
-                               lower_signal_value=proc.lower_signal_value, border_cut=cuts[i, pol])
-            resampled = sample(values, window[0], window[1], product.shape, lines, pixels, method,
-                               floor=proc.lower_signal_value)
-            target = merged[pol]
-            np.copyto(target, resampled, where=target == 0)
-    return merged
+        values = np.empty((len(pols), window[2], window[3]), dtype=np.float32)
+        for k, pol in enumerate(pols):
+            calibrate(product, pol, window, calibration=lut, remove_thermal_noise=proc.remove_thermal_noise,
+                      lower_signal_value=proc.lower_signal_value, border_cut=cuts[i, pol], out=values[k])
+        sample(values, window[0], window[1], product.shape, lines, pixels, method,
+               floor=proc.lower_signal_value, out=merged)
+    return {pol: merged[k] for k, pol in enumerate(pols)}
 
 
 def _radiometric_lut(calibration: str) -> str:

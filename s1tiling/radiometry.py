@@ -43,6 +43,8 @@ def _calibrate_kernel(dn, cal_index, cal_weight, cal_table, noise_index, noise_w
                       az_rows, az_cols, az_values, remove_noise, lower_signal_value, out):
     n_lines, n_samples = dn.shape
     eta = np.zeros(n_samples)
+    signal = np.empty(n_samples)
+    quotient = np.empty(n_samples)
     for r in range(n_lines):
         i = cal_index[r]
         t = cal_weight[r]
@@ -56,24 +58,26 @@ def _calibrate_kernel(dn, cal_index, cal_weight, cal_table, noise_index, noise_w
                     factor = az_values[b, r]
                     for c in range(az_cols[b, 0], az_cols[b, 1]):
                         eta[c] *= factor
+        # Every quotient first, then the choices: no branch on the data in either loop.
         for c in range(n_samples):
             d = np.float64(dn[r, c])
-            if d == 0.0:
-                out[r, c] = 0.0
-                continue
             a = cal_table[i, c] + t * (cal_table[i + 1, c] - cal_table[i, c])
-            signal = d * d - eta[c]
-            out[r, c] = lower_signal_value if signal <= 0.0 else signal / (a * a)
+            signal[c] = d * d - eta[c]
+            quotient[c] = signal[c] / (a * a)
+        for c in range(n_samples):
+            value = lower_signal_value if signal[c] <= 0.0 else quotient[c]
+            out[r, c] = 0.0 if dn[r, c] == 0 else value
 
 
 def calibrate_dn(dn, lines, samples, calibration_lut, noise: NoiseLUTs | None = None,
-                 lower_signal_value: float = LOWER_SIGNAL_VALUE) -> np.ndarray:
+                 lower_signal_value: float = LOWER_SIGNAL_VALUE, out: np.ndarray | None = None) -> np.ndarray:
     """Calibrate a DN array on the grid ``lines`` x ``samples``.
 
     ``dn``: (len(lines), len(samples)) array; ``lines``/``samples``: 1-D increasing absolute
     indices; ``calibration_lut``: a :class:`~s1tiling.s1.luts.VectorLUT` (e.g.
     ``product.calibration(pol).select('sigma')``); ``noise``: the :class:`NoiseLUTs` to
-    remove, or None. Returns float32.
+    remove, or None; ``out``: float32 array of the shape of ``dn`` to fill (else a new one).
+    Returns float32.
     """
     lines = np.asarray(lines)
     samples = np.asarray(samples)
@@ -87,7 +91,10 @@ def calibrate_dn(dn, lines, samples, calibration_lut, noise: NoiseLUTs | None = 
     else:  # the kernel ignores them: placeholders of the right types
         rng = cal
         az = WindowAzimuthNoise(np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64), np.zeros((0, len(lines))))
-    out = np.empty(dn.shape, dtype=np.float32)
+    if out is None:
+        out = np.empty(dn.shape, dtype=np.float32)
+    elif out.shape != dn.shape or out.dtype != np.float32:
+        raise ValueError(f"out must be a float32 array of shape {dn.shape}")
     _calibrate_kernel(
         dn, cal.index, cal.weight, cal.table, rng.index, rng.weight, rng.table,
         az.rows, az.cols, az.values, noise is not None, float(lower_signal_value), out,
@@ -112,16 +119,24 @@ class BorderCut:
         """(rows, cols) slices of the part of the image that is kept."""
         return slice(self.top, self.lines - self.bottom), slice(self.left, self.samples - self.right)
 
-    def apply(self, array: np.ndarray, window) -> np.ndarray:
-        """Zero, in place, the cut pixels of ``array`` that covers ``window`` of the image."""
+    def kept(self, window, shape) -> tuple[slice, slice]:
+        """(rows, cols) slices of the kept part of an array of ``shape`` covering ``window``
+        of the image (empty slices when nothing is kept)."""
         window = as_window(window)
         rows, cols = self.valid
         r0, c0 = int(window.row_off), int(window.col_off)
-        keep_r = slice(max(rows.start - r0, 0), max(min(rows.stop - r0, array.shape[0]), 0))
-        keep_c = slice(max(cols.start - c0, 0), max(min(cols.stop - c0, array.shape[1]), 0))
-        mask = np.ones(array.shape, dtype=bool)
-        mask[keep_r, keep_c] = False
-        array[mask] = 0
+        top = min(max(rows.start - r0, 0), shape[0])
+        left = min(max(cols.start - c0, 0), shape[1])
+        return (slice(top, max(min(rows.stop - r0, shape[0]), top)),
+                slice(left, max(min(cols.stop - c0, shape[1]), left)))
+
+    def apply(self, array: np.ndarray, window) -> np.ndarray:
+        """Zero, in place, the cut pixels of ``array`` that covers ``window`` of the image."""
+        rows, cols = self.kept(window, array.shape)
+        array[: rows.start] = 0
+        array[rows.stop :] = 0
+        array[:, : cols.start] = 0
+        array[:, cols.stop :] = 0
         return array
 
 
@@ -153,23 +168,31 @@ def _too_many_zeros(product: Product, pol: str, line: int) -> bool:
 
 def calibrate(product: Product, pol: str, window, calibration: str = "sigma",
               remove_thermal_noise: bool = True, lower_signal_value: float = LOWER_SIGNAL_VALUE,
-              border_cut: BorderCut | bool | None = True) -> np.ndarray:
+              border_cut: BorderCut | bool | None = True, out: np.ndarray | None = None) -> np.ndarray:
     """Read and calibrate one window of a product (float32 linear power).
 
     ``window``: rasterio Window or (row_off, col_off, height, width). ``calibration``:
     'sigma', 'beta', 'gamma' or 'dn'. ``border_cut``: a :class:`BorderCut` (from
     :func:`border_cut_params`, to compute once for many windows), True to decide it here
-    with the heuristic, or False/None for no cut.
+    with the heuristic, or False/None for no cut: only the part of the window it keeps is
+    read and calibrated. ``out``: float32 array of the window's shape to fill (else a new one).
     """
-    window = as_window(window)
-    dn = product.read(pol, window)
-    lines = np.arange(int(window.row_off), int(window.row_off) + dn.shape[0])
-    samples = np.arange(int(window.col_off), int(window.col_off) + dn.shape[1])
-    lut = product.calibration(pol).select(calibration)
-    noise = product.noise(pol) if remove_thermal_noise else None
-    out = calibrate_dn(dn, lines, samples, lut, noise, lower_signal_value)
+    window = product.check_window(window)
+    shape = (int(window.height), int(window.width))
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32:
+        raise ValueError(f"out must be a float32 array of shape {shape}")
     if border_cut is True:
         border_cut = border_cut_params(product, pol)
+    rows, cols = border_cut.kept(window, shape) if border_cut else (slice(0, shape[0]), slice(0, shape[1]))
+    if rows.start < rows.stop and cols.start < cols.stop:
+        line0, sample0 = int(window.row_off) + rows.start, int(window.col_off) + cols.start
+        dn = product.read(pol, (line0, sample0, rows.stop - rows.start, cols.stop - cols.start))
+        lut = product.calibration(pol).select(calibration)
+        noise = product.noise(pol) if remove_thermal_noise else None
+        calibrate_dn(dn, np.arange(line0, line0 + dn.shape[0]), np.arange(sample0, sample0 + dn.shape[1]),
+                     lut, noise, lower_signal_value, out=out[rows, cols])
     if border_cut:
         border_cut.apply(out, window)
     return out

@@ -26,53 +26,84 @@ def keys_weight(t):
     return 0.0
 
 
+@numba.njit(cache=True, inline="always")
+def _convolve(imgs, band, l_lo, p_lo, wl, wp):
+    """Sum of the weighted samples of the (len(wl) x len(wp)) support at (l_lo, p_lo), and
+    whether none of them is no-data."""
+    acc = 0.0
+    ok = True
+    for a in range(len(wl)):
+        for b in range(len(wp)):
+            s = imgs[band, l_lo + a, p_lo + b]
+            if s == 0.0:
+                ok = False
+            acc += wl[a] * wp[b] * s
+    return acc, ok
+
+
 @numba.njit(parallel=True, cache=True)
-def _sample(img, line0, pixel0, nlines, npixels, lines, pixels, method, floor, out):
+def _nearest(img, line0, pixel0, nlines, npixels, lines, pixels, out):
+    """``out[k]`` = the sample of ``img`` nearest to position ``k``, where ``out[k]`` is still 0."""
     h, w = img.shape
-    n = lines.size
-    for k in numba.prange(n):
-        lf = lines.flat[k]
-        pf = pixels.flat[k]
-        value = 0.0
-        if not (np.isnan(lf) or np.isnan(pf)) and -0.5 <= lf < nlines - 0.5 and -0.5 <= pf < npixels - 0.5:
+    for k in numba.prange(lines.size):
+        lf = lines[k]
+        pf = pixels[k]
+        if out[k] == 0.0 and -0.5 <= lf < nlines - 0.5 and -0.5 <= pf < npixels - 0.5:  # False for NaN
             li = int(np.floor(lf + 0.5)) - line0
             pi = int(np.floor(pf + 0.5)) - pixel0
             if 0 <= li < h and 0 <= pi < w:
-                nearest = img[li, pi]
-                value = nearest
-                if nearest != 0.0 and method > 0:
-                    radius = 1 if method == 1 else 2
-                    l_lo = int(np.floor(lf)) - line0 - radius + 1
-                    p_lo = int(np.floor(pf)) - pixel0 - radius + 1
-                    if l_lo >= 0 and p_lo >= 0 and l_lo + 2 * radius <= h and p_lo + 2 * radius <= w:
-                        acc = 0.0
-                        ok = True
-                        dl = lf - (l_lo + line0)
-                        dp = pf - (p_lo + pixel0)
-                        for a in range(2 * radius):
-                            if method == 1:
-                                wl = 1.0 - abs(dl - a)
-                            else:
-                                wl = keys_weight(dl - a)
-                            for b in range(2 * radius):
-                                s = img[l_lo + a, p_lo + b]
-                                if s == 0.0:
-                                    ok = False
-                                if method == 1:
-                                    wp = 1.0 - abs(dp - b)
-                                else:
-                                    wp = keys_weight(dp - b)
-                                acc += wl * wp * s
-                        if ok:
-                            value = acc if acc > floor else floor
-        out.flat[k] = value
+                out[k] = img[li, pi]
 
 
-def sample(window, line0, pixel0, image_shape, lines, pixels, method="nn", floor=1e-7):
+@numba.njit(parallel=True, cache=True)
+def _interpolate(imgs, line0, pixel0, nlines, npixels, lines, pixels, radius, floor, out):
+    """``out[band, k]`` = band ``band`` of ``imgs`` interpolated at position ``k`` (bilinear for
+    ``radius`` 1, bicubic for 2), where ``out[band, k]`` is still 0; the nearest sample where
+    the support leaves the window or touches a no-data sample."""
+    bands, h, w = imgs.shape
+    size = 2 * radius
+    for k in numba.prange(lines.size):
+        lf = lines[k]
+        pf = pixels[k]
+        if not (-0.5 <= lf < nlines - 0.5 and -0.5 <= pf < npixels - 0.5):  # also NaN
+            continue
+        li = int(np.floor(lf + 0.5)) - line0
+        pi = int(np.floor(pf + 0.5)) - pixel0
+        if not (0 <= li < h and 0 <= pi < w):
+            continue
+        l_lo = int(np.floor(lf)) - line0 - radius + 1
+        p_lo = int(np.floor(pf)) - pixel0 - radius + 1
+        inside = l_lo >= 0 and p_lo >= 0 and l_lo + size <= h and p_lo + size <= w
+        dl = lf - (l_lo + line0)
+        dp = pf - (p_lo + pixel0)
+        for band in range(bands):
+            if out[band, k] != 0.0:
+                continue
+            nearest = imgs[band, li, pi]
+            value = nearest
+            if nearest != 0.0 and inside:
+                if radius == 1:
+                    acc, ok = _convolve(imgs, band, l_lo, p_lo, (1.0 - abs(dl), 1.0 - abs(dl - 1)),
+                                        (1.0 - abs(dp), 1.0 - abs(dp - 1)))
+                else:
+                    acc, ok = _convolve(
+                        imgs, band, l_lo, p_lo,
+                        (keys_weight(dl), keys_weight(dl - 1), keys_weight(dl - 2), keys_weight(dl - 3)),
+                        (keys_weight(dp), keys_weight(dp - 1), keys_weight(dp - 2), keys_weight(dp - 3)),
+                    )
+                if ok:
+                    value = acc if acc > floor else floor
+            out[band, k] = value
+
+
+def sample(window, line0, pixel0, image_shape, lines, pixels, method="nn", floor=1e-7, out=None):
     """Values of ``window`` (SAR samples starting at ``(line0, pixel0)`` of an image of
     ``image_shape`` = (lines, samples)) at the fractional positions ``lines``/``pixels``.
 
-    Returns float32 of the shape of ``lines``.
+    ``window`` is 2-D, or 3-D (bands, lines, samples) to sample several bands at once.
+    Returns float32 of the shape of ``lines`` (with the bands first for a 3-D window), or,
+    given ``out`` (float32, C-contiguous, that shape), merges into it: only its elements
+    still 0 are computed and written (the first non-zero value wins).
     """
     try:
         code = METHODS.index(method)
@@ -80,11 +111,22 @@ def sample(window, line0, pixel0, image_shape, lines, pixels, method="nn", floor
         raise ValueError(f"unknown interpolation method {method!r}: expected one of {METHODS}") from None
     lines = np.ascontiguousarray(lines, dtype=np.float64)
     pixels = np.ascontiguousarray(pixels, dtype=np.float64)
-    out = np.zeros(lines.shape, dtype=np.float32)
     img = np.ascontiguousarray(window, dtype=np.float32)
+    bands = img.shape[:-2]
+    shape = bands + lines.shape
+    if out is None:
+        out = np.zeros(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     if img.size:
-        _sample(img, int(line0), int(pixel0), int(image_shape[0]), int(image_shape[1]),
-                lines, pixels, code, float(floor), out)
+        imgs = img.reshape((-1,) + img.shape[-2:])
+        merged = out.reshape(imgs.shape[0], lines.size)
+        position = (int(line0), int(pixel0), int(image_shape[0]), int(image_shape[1]), lines.ravel(), pixels.ravel())
+        if code == 0:
+            for band in range(imgs.shape[0]):
+                _nearest(imgs[band], *position, merged[band])
+        else:
+            _interpolate(imgs, *position, code, float(floor), merged)
     return out
 
 

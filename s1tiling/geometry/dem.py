@@ -10,7 +10,8 @@ into one in-memory mosaic on their common post lattice (tiles of a coarser spaci
 e.g. Copernicus DEM above 50 degrees, are first warped onto the finest lattice with
 GDAL), then each target point is interpolated from the posts around it:
 'nearest', 'bilinear' or 'cubic' (Keys' cubic convolution, a = -0.5, GDAL's 'cubic').
-Voids and missing tiles give 0 (the geoid), with a warning.
+Voids and missing tiles give 0 (the geoid), with a warning (once per catalog for each
+missing tile and once for voids).
 
 Tile file names come from ``dem_format``, a ``str.format`` pattern with fields
 ``{id}`` (``N50E010``), ``{lat}`` (``N50``) and ``{lon}`` (``E010``): the default
@@ -104,18 +105,53 @@ def sample_lattice(grid, lattice, lat, lon, method, out):
         out[i] = _lattice_value(grid, lattice, lat[i], lon[i], method)
 
 
+@njit(cache=True)
+def _axis_weights(pos, n):
+    """Bilinear interpolation along one axis of ``n`` nodes at fractional positions ``pos``, as
+    :func:`_interpolate` does it: first node, next node, fraction."""
+    first = np.empty(pos.size, np.int64)
+    second = np.empty(pos.size, np.int64)
+    frac = np.empty(pos.size)
+    for k in range(pos.size):
+        p = min(max(pos[k], 0.0), n - 1.0)
+        first[k] = min(int(p), max(n - 2, 0))
+        second[k] = min(first[k] + 1, n - 1)
+        frac[k] = p - first[k]
+    return first, second, frac
+
+
 @njit(parallel=True, cache=True)
-def _sample_raster(lat_sub, lon_sub, row_pos, col_pos, grid, lattice, method, geoid, geoid_lattice, out):
-    """Heights at every target pixel (i, j), plus the geoid's (bilinear): its lat/lon
-    interpolated bilinearly in the exact sub-grid (lat_sub, lon_sub) at fractional
-    position (row_pos[i], col_pos[j])."""
-    for i in prange(row_pos.size):
-        for j in range(col_pos.size):
-            lat = _interpolate(lat_sub, row_pos[i], col_pos[j], BILINEAR)
-            lon = _interpolate(lon_sub, row_pos[i], col_pos[j], BILINEAR)
-            out[i, j] = _lattice_value(grid, lattice, lat, lon, method) + _lattice_value(
-                geoid, geoid_lattice, lat, lon, BILINEAR
-            )
+def _sample_raster(lat_sub, lon_sub, row_pos, col_pos, grid, lattice, method, geoid, geoid_lattice, with_geoid, out):
+    """Heights at every target pixel (i, j), plus the geoid's (bilinear) when ``with_geoid``:
+    its lat/lon interpolated bilinearly (as :func:`_interpolate`) in the exact sub-grid
+    (lat_sub, lon_sub) at fractional position (row_pos[i], col_pos[j]).
+
+    Rows between the same two sub-grid rows share the interpolation along columns: it is
+    done once for them."""
+    r0s, r1s, frs = _axis_weights(row_pos, lat_sub.shape[0])
+    c0s, c1s, fcs = _axis_weights(col_pos, lat_sub.shape[1])
+    starts = [0]
+    for i in range(1, row_pos.size):
+        if r0s[i] != r0s[i - 1]:
+            starts.append(i)
+    starts.append(row_pos.size)
+    cols = col_pos.size
+    for s in prange(len(starts) - 1):
+        r0, r1 = r0s[starts[s]], r1s[starts[s]]
+        along = np.empty((4, cols))  # lat, lon on sub-grid rows r0 and r1
+        for j in range(cols):
+            c0, c1, fc = c0s[j], c1s[j], fcs[j]
+            along[0, j] = lat_sub[r0, c0] + fc * (lat_sub[r0, c1] - lat_sub[r0, c0])
+            along[1, j] = lat_sub[r1, c0] + fc * (lat_sub[r1, c1] - lat_sub[r1, c0])
+            along[2, j] = lon_sub[r0, c0] + fc * (lon_sub[r0, c1] - lon_sub[r0, c0])
+            along[3, j] = lon_sub[r1, c0] + fc * (lon_sub[r1, c1] - lon_sub[r1, c0])
+        for i in range(starts[s], starts[s + 1]):
+            fr = frs[i]
+            for j in range(cols):
+                lat = along[0, j] + fr * (along[1, j] - along[0, j])
+                lon = along[2, j] + fr * (along[3, j] - along[2, j])
+                height = _lattice_value(grid, lattice, lat, lon, method)
+                out[i, j] = height + (_lattice_value(geoid, geoid_lattice, lat, lon, BILINEAR) if with_geoid else 0.0)
 
 
 def _method(resampling: str) -> int:
@@ -232,6 +268,7 @@ class DemCatalog:
         self.dem_dir = Path(dem_dir)
         self.dem_format = dem_format
         self.footprints = read_footprints(dem_database) if dem_database else None
+        self._reported: set[str] = set()  # ids of the missing tiles reported, and "voids" once voids were
 
     def path(self, tid: str) -> Path:
         """File of a tile, from ``dem_format``."""
@@ -304,15 +341,17 @@ class DemCatalog:
         no_geoid = (np.zeros((1, 1)), (0.0, 0.0, 1.0, 1.0, np.nan))
         geoid_grid, geoid_lattice = no_geoid if geoid is None else (geoid.grid, geoid.lattice)
         out = np.empty(shape, dtype=np.float32)
-        _sample_raster(lat, lon, row_pos, col_pos, mosaic.grid, mosaic.lattice, method, geoid_grid, geoid_lattice, out)
+        _sample_raster(lat, lon, row_pos, col_pos, mosaic.grid, mosaic.lattice, method, geoid_grid, geoid_lattice,
+                       geoid is not None, out)
         return out
 
     # ----------------------------------------------------------------------- mosaic
 
     def _mosaic(self, west, south, east, north) -> _Mosaic:
         """The posts around [west, east] x [south, north] (degrees, east may exceed 180)."""
-        missing = self.missing_tiles((west, south, east, north))
-        if missing:
+        missing = [t for t in self.missing_tiles((west, south, east, north)) if t not in self._reported]
+        if missing:  # each missing tile is reported once per catalog
+            self._reported.update(missing)
             log.warning("DEM tiles missing in %s, heights set to 0 there: %s", self.dem_dir, ", ".join(missing))
         around = (west - _MARGIN, south - _MARGIN, east + _MARGIN, north + _MARGIN)
         paths = [self.path(t) for t in self.tiles_for_region(around)]
@@ -358,7 +397,12 @@ class DemCatalog:
         voids = np.count_nonzero(np.isnan(grid[2:-2, 2:-2]))  # not counting the margin posts
         if voids:
             where = f"{west:.3f}..{east:.3f} E {south:.3f}..{north:.3f} N"
-            log.warning("DEM: %d void or missing posts around %s set to 0", voids, where)
+            if "voids" in self._reported:  # warned once per catalog, then only logged for debugging
+                log.debug("DEM: %d void or missing posts around %s set to 0", voids, where)
+            else:
+                self._reported.add("voids")
+                log.warning("DEM: %d void or missing posts around %s set to 0 (further ones in %s are "
+                            "not reported again)", voids, where, self.dem_dir)
             grid[np.isnan(grid)] = 0.0
         return _Mosaic(grid, lat0, lon0, dlat, dlon)
 

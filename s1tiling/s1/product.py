@@ -337,14 +337,20 @@ class Product:
         if end > size:
             raise self._error(relative, f"truncated TIFF: {size} bytes, its last block ends at byte {end}")
 
-    def read(self, pol: str | None, window) -> np.ndarray:
-        """Read a window (rasterio Window or (row_off, col_off, height, width)) of DN as uint16."""
-        pol = self._pol(pol)
+    def check_window(self, window) -> Window:
+        """The window (rasterio Window or (row_off, col_off, height, width)) as a Window;
+        ValueError when it is not inside the image."""
         window = as_window(window)
         lines, samples = self.shape
         if (window.row_off < 0 or window.col_off < 0 or window.row_off + window.height > lines
                 or window.col_off + window.width > samples):
             raise ValueError(f"window {window} is outside the {samples} x {lines} image")
+        return window
+
+    def read(self, pol: str | None, window) -> np.ndarray:
+        """Read a window (rasterio Window or (row_off, col_off, height, width)) of DN as uint16."""
+        pol = self._pol(pol)
+        window = self.check_window(window)
         with self.open_measurement(pol) as dataset:
             try:
                 return dataset.read(1, window=window)
