@@ -375,13 +375,29 @@ def test_reset_margin_zeroes_the_margins(otb_products, tmp_path):
 
 
 def _exact_sar_position(annotation, k):
-    """(line, pixel) of geolocation grid point k from its annotated times (DOMAIN.md s.3)."""
+    """(line, pixel) of geolocation grid point k from its annotated times (DOMAIN.md s.3).
+
+    Ground range comes from inverting the grsr polynomials (bisection), not from srgr: on the
+    IPF 2.36 products srgr disagrees with grsr by up to 4 pixels, and grsr is the one that agrees
+    with the ellipsoid geometry and ESA's `pixel` field (see engines.otb.fix_srgr_polynomials).
+    """
     image, conversion, grid = annotation.image, annotation.coordinate_conversion, annotation.geolocation_grid
     t = seconds_since(grid.azimuth_time[k], image.first_line_time)
     slant_range = SPEED_OF_LIGHT * grid.slant_range_time[k] / 2
     times = seconds_since(conversion.azimuth_time, image.first_line_time)
     j = int(np.clip(np.searchsorted(times, t) - 1, 0, len(times) - 2))
-    ground = [np.polynomial.polynomial.polyval(slant_range - conversion.sr0[i], conversion.srgr[i]) for i in (j, j + 1)]
+
+    def ground_of(i):
+        lo, hi = 0.0, 2.0 * image.number_of_samples * image.range_pixel_spacing
+        for _ in range(80):
+            mid = 0.5 * (lo + hi)
+            if np.polynomial.polynomial.polyval(mid - conversion.gr0[i], conversion.grsr[i]) < slant_range:
+                lo = mid
+            else:
+                hi = mid
+        return 0.5 * (lo + hi)
+
+    ground = [ground_of(i) for i in (j, j + 1)]
     w = (t - times[j]) / (times[j + 1] - times[j])
     return t / image.azimuth_time_interval, (ground[0] + w * (ground[1] - ground[0])) / image.range_pixel_spacing
 
