@@ -7,7 +7,9 @@ orthorectification task per (tile, pass) writing every polarisation, then border
 quicklooks and speckle filtering of each image. NORMLIM tiles also need the sin(LIA) map of
 their tile and relative orbit, gamma0 RTC tiles its gamma area map: one task per missing map
 set, run before them (maps on disk are reused). ``S1LIAMap`` / ``S1IAMap`` / ``S1GammaAreaMap``
-run the same chain with only those maps to make.
+run the same chain with only those maps to make. With ``--cache-before-ortho`` (native engine)
+each (product, polarisation) a job needs is first calibrated into ``{tmp}/S1`` by one task,
+unless already there, and the orthorectification tasks read it.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class Plan:
     present: list = field(default_factory=list)  # outputs found, not made again
     groups: list = field(default_factory=list)
     transient: list = field(default_factory=list)  # (tile image, its filtered product): image removed once filtered
+    calibrations: list = field(default_factory=list)  # (product path, polarisation, cache path) to calibrate
 
     def describe(self) -> str:
         lines = [f"{len(self.groups)} pass(es) over the requested tiles:"]
@@ -42,6 +45,9 @@ class Plan:
             lines.append(f"  {g.key}  {g.coverage:5.1f}% of {g.tile}  [{'/'.join(g.polarisations)}]  {names}")
         lines.append(f"{sum(len(j.outputs) for j in self.jobs)} tile image(s) to produce:")
         lines += [f"  {path}" for job in self.jobs for _, path in job.outputs]
+        if self.calibrations:
+            lines.append(f"{len(self.calibrations)} calibrated product(s) to cache before orthorectification:")
+            lines += [f"  {path}" for _, _, path in self.calibrations]
         if self.maps:
             lines.append(f"{sum(len(m.outputs) for m in self.maps)} map(s) (incidence angles, gamma area) to produce:")
             lines += [f"  {path}" for m in self.maps for _, path in m.outputs]
@@ -60,10 +66,14 @@ def output_dirs(settings) -> dict:
             "ia_dir": str(paths.ia), "gamma_area_dir": str(paths.gamma_area), "eof_dir": str(paths.eof_dir)}
 
 
-def make_plan(settings, groups) -> Plan:
-    """Outputs of each pass; those already on disk are skipped (resume)."""
+def make_plan(settings, groups, cache_before_ortho: bool = False) -> Plan:
+    """Outputs of each pass; those already on disk are skipped (resume).
+
+    ``cache_before_ortho``: the jobs read calibrated products cached in ``{tmp}/S1``; those
+    missing are listed in ``Plan.calibrations``.
+    """
     from .incidence import map_path, plan_maps
-    from .production import TileJob
+    from .production import TileJob, calibrated_path
 
     proc = settings.processing
     if proc.calibration in ("normlim", "gamma_naught_rtc") and proc.engine == "otb":
@@ -74,6 +84,9 @@ def make_plan(settings, groups) -> Plan:
     dirs = output_dirs(settings)
     plan = Plan(groups=list(groups))
     map_groups = []  # passes needing the sin(LIA) (NORMLIM) or gamma area (RTC) map of their tile and orbit
+    if cache_before_ortho and proc.engine == "otb":
+        logger.warning("--cache-before-ortho: ignored by the otb engine")
+        cache_before_ortho = False
 
     def path_of(tile_product, kind=None):
         return tile_product.path(kind, proc.fname_fmt, proc.dname_fmt, dirs)
@@ -99,8 +112,15 @@ def make_plan(settings, groups) -> Plan:
         if outputs:
             sin_lia = str(map_path(settings, "sin_LIA", g)) if normlim else None
             gamma_area = str(map_path(settings, "GAMMA_AREA", g)) if rtc else None
-            job = TileJob(g.tile, tuple(str(p.path) for p in g.products), tuple(outputs), sin_lia, gamma_area)
+            job = TileJob(g.tile, tuple(str(p.path) for p in g.products), tuple(outputs), sin_lia, gamma_area,
+                          cached=cache_before_ortho)
             plan.jobs.append(job)
+            if cache_before_ortho:
+                for p in g.products:
+                    for pol, _ in outputs:
+                        cache = (str(p.path), pol, str(calibrated_path(settings, p.name, pol)))
+                        if not Path(cache[2]).exists() and cache not in plan.calibrations:
+                            plan.calibrations.append(cache)
             job_key = job.key
             if normlim or rtc:
                 map_groups.append(g)
@@ -199,14 +219,21 @@ def build_tasks(plan, settings) -> list:
     else:
         from .production import produce
     from .incidence import produce_maps
+    from .production import calibrate_to_cache
     from .terrain_flattening import produce_gamma_area
 
     map_keys = {path: m.key for m in plan.maps for _, path in m.outputs}
+    calibration_keys = {(product, pol): f"calibrate/{Path(product).name}/{pol}"
+                        for product, pol, _ in plan.calibrations}
     makers = {"GAMMA_AREA": produce_gamma_area}  # the others: produce_maps
     tasks = [Task(key=m.key, func=makers.get(m.family, produce_maps), args=(m, settings), kind=m.family.lower())
              for m in plan.maps]
+    tasks += [Task(key=key, func=calibrate_to_cache, args=(product, pol, settings), kind="calibrate")
+              for (product, pol), key in calibration_keys.items()]
     tasks += [Task(key=job.key, func=produce, args=(job, settings), kind="ortho",
-                   deps=tuple(map_keys[m] for m in (job.sin_lia, job.gamma_area) if m in map_keys))
+                   deps=tuple(map_keys[m] for m in (job.sin_lia, job.gamma_area) if m in map_keys)
+                   + tuple(calibration_keys[p, pol] for p in job.products for pol, _ in job.outputs
+                           if (p, pol) in calibration_keys))
               for job in plan.jobs]
     for kind, source, out, dep in plan.derived:
         tasks.append(Task(key=f"{kind}/{Path(out).name}", func=derived.make, args=(kind, source, out, settings),
@@ -217,25 +244,24 @@ def build_tasks(plan, settings) -> list:
 def run(settings, *, dry_run: bool = False, cache_before_ortho: bool = False, maps: str | None = None) -> int:
     """Process the request; return the exit status (0 on success).
 
-    ``dry_run`` prints the settings and the plan and does nothing; a problem that would stop
-    a real run (no product, missing DEM...) is printed too, and the exit status stays 0: only
-    a wrong request file fails a dry run. ``maps`` ('LIA', 'IA' or 'GAMMA_AREA') makes only
-    those maps, for the relative orbits of the products in ``s1_images`` (nothing is downloaded).
+    ``cache_before_ortho`` keeps the calibrated products in ``{tmp}/S1`` for other tiles and
+    runs (native engine). ``dry_run`` prints the settings and the plan and does nothing; a
+    problem that would stop a real run (no product, missing DEM...) is printed too, and the
+    exit status stays 0: only a wrong request file fails a dry run. ``maps`` ('LIA', 'IA' or
+    'GAMMA_AREA') makes only those maps, for the relative orbits of the products in
+    ``s1_images`` (nothing is downloaded).
     """
-    if cache_before_ortho:
-        logger.warning("--cache-before-ortho: not implemented yet; calibrated windows are computed in memory "
-                       "and no intermediate file is written")
     if not dry_run:
-        return _run(settings, dry_run=False, maps=maps)
+        return _run(settings, dry_run=False, maps=maps, cache_before_ortho=cache_before_ortho)
     print(settings.describe())
     try:
-        return _run(settings, dry_run=True, maps=maps)
+        return _run(settings, dry_run=True, maps=maps, cache_before_ortho=cache_before_ortho)
     except S1TilingError as err:
         print(f"A real run would stop here (exit {int(err.exit_code)}): {err}")
         return ExitCode.OK
 
 
-def _run(settings, *, dry_run: bool, maps: str | None = None) -> int:
+def _run(settings, *, dry_run: bool, maps: str | None = None, cache_before_ortho: bool = False) -> int:
     tiles = settings.processing.tiles
     report = _download(settings, dry_run) if settings.data_source.download and maps is None else None
     products = open_matching_products(settings.paths.s1_images, settings.data_source)
@@ -254,7 +280,7 @@ def _run(settings, *, dry_run: bool, maps: str | None = None) -> int:
             f"between {settings.data_source.first_date} and {settings.data_source.last_date}")
     if maps != "IA":  # IA maps lie on the ellipsoid
         check_dem_and_geoid(settings, {g.tile for g in groups})
-    plan = make_plan(settings, groups) if maps is None else maps_plan(settings, groups, maps)
+    plan = make_plan(settings, groups, cache_before_ortho) if maps is None else maps_plan(settings, groups, maps)
     if dry_run:
         print(plan.describe())
         return ExitCode.OK

@@ -9,10 +9,15 @@ consecutive slices of a datatake give one seamless image. NORMLIM tiles are made
 LUT and multiplied by the sin(LIA) map of their tile and orbit (:mod:`s1tiling.incidence`);
 gamma0 RTC tiles with the gamma LUT, divided by the gamma area map of their tile and orbit
 (:mod:`s1tiling.terrain_flattening`).
+
+With ``--cache-before-ortho`` each (product, polarisation) is first calibrated and border-cut
+into a file under ``{tmp}/S1`` (:func:`calibrate_to_cache`, named by :func:`calibrated_path`),
+reused by every tile and later run; the blocks then read their SAR windows from it.
 """
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import lru_cache
@@ -21,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 from shapely.geometry import box
 
@@ -33,9 +39,9 @@ from .geometry.sar_model import SarModel
 from .incidence import normlim
 from .naming import TileProduct
 from .ortho import GeometryGrid, sar_window
-from .radiometry import border_cut_params, calibrate
+from .radiometry import LOWER_SIGNAL_VALUE, border_cut_params, calibrate
 from .resampling import margin, sample
-from .s1.product import open_product
+from .s1.product import as_window, open_product
 from .terrain_flattening import flatten
 from .writing import AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for, tile_metadata
 
@@ -49,6 +55,8 @@ BLOCK_WIDTH = 20480.0
 MIN_NODE_PIXELS = 4
 #: Footprints in manifests are approximate: blocks this close to a slice footprint are processed.
 FOOTPRINT_MARGIN = 2000.0
+#: Lines calibrated at once when writing a calibrated product to the cache.
+CACHE_STRIP_LINES = 1024
 
 
 @dataclass(frozen=True)
@@ -60,10 +68,61 @@ class TileJob:
     outputs: tuple  # ((polarisation, output path), ...)
     sin_lia: str | None = None  # NORMLIM: the sin(LIA) map the beta0 values are multiplied by
     gamma_area: str | None = None  # gamma0 RTC: the gamma area map the gamma0 values are divided by
+    cached: bool = False  # read calibrated SAR windows from the files of calibrated_path (--cache-before-ortho)
 
     @property
     def key(self) -> str:
         return f"ortho/{Path(self.outputs[0][1]).stem}"
+
+
+def calibrated_path(settings, product_name: str, pol: str) -> Path:
+    """Where ``--cache-before-ortho`` keeps one calibrated, border-cut polarisation of a product.
+
+    The name encodes every setting that changes the values (LUT, noise removal, non-default
+    lower signal value, border-cut override), so a different request never reuses it.
+    """
+    proc = settings.processing
+    parts = [product_name, pol.lower(), _radiometric_lut(proc.calibration)]
+    if proc.remove_thermal_noise:
+        parts.append("NoiseRemoved")
+        if proc.lower_signal_value != LOWER_SIGNAL_VALUE:
+            parts.append(f"floor{proc.lower_signal_value:g}")
+    if proc.override_azimuth_cut_threshold_to is not None:
+        parts.append(f"cut{'On' if proc.override_azimuth_cut_threshold_to else 'Off'}")
+    return Path(settings.paths.tmp) / "S1" / product_name / ("_".join(parts) + ".tif")
+
+
+def calibrate_to_cache(product_path: str, pol: str, settings) -> str:
+    """Calibrate and border-cut one polarisation of a product into :func:`calibrated_path` (kept if there)."""
+    proc = settings.processing
+    product = open_product(product_path)
+    path = calibrated_path(settings, product.name, pol)
+    if path.exists():
+        return str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cleanup_stale_temporaries(path.parent)
+    cut = border_cut_params(product, pol, proc.override_azimuth_cut_threshold_to)
+    lut = _radiometric_lut(proc.calibration)
+    lines, samples = product.shape
+    _, options = creation_options_for("tiled")  # float32, whatever the tile images are written as
+    with warnings.catch_warnings():  # SAR geometry: no map transform
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with AtomicRasterWriter(path, crs=None, transform=Affine.identity(), width=samples, height=lines,
+                                dtype="float32", creation_options=options) as out:
+            for r0 in range(0, lines, CACHE_STRIP_LINES):
+                window = (r0, 0, min(CACHE_STRIP_LINES, lines - r0), samples)
+                out.write(calibrate(product, pol, window, calibration=lut,
+                                    remove_thermal_noise=proc.remove_thermal_noise,
+                                    lower_signal_value=proc.lower_signal_value, border_cut=cut), as_window(window))
+    logger.info("%s: calibrated %s into %s", product.name, pol.upper(), path.name)
+    return str(path)
+
+
+def _open_sar_raster(path):
+    """Open a raster in SAR geometry (no map transform: no warning about it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path)
 
 
 def dem_catalog(settings) -> DemCatalog:
@@ -116,8 +175,8 @@ def produce(job: TileJob, settings) -> list[str]:
     geoid = _geoid(settings.paths.geoid_file)
     footprints = [footprint_in_tile_crs(p, tile).buffer(FOOTPRINT_MARGIN) for p in products]
     pols = [pol for pol, _ in job.outputs]
-    cuts = {(i, pol): border_cut_params(p, pol, proc.override_azimuth_cut_threshold_to)
-            for i, p in enumerate(products) for pol in pols}
+    cuts = {} if job.cached else {(i, pol): border_cut_params(p, pol, proc.override_azimuth_cut_threshold_to)
+                                  for i, p in enumerate(products) for pol in pols}
     method = proc.orthorectification_interpolation_method
     dtype, options = creation_options_for("tiled", proc.creation_options)
     if proc.nb_otb_threads > 1:  # compress with the task's threads (same pixels, less waiting)
@@ -145,10 +204,12 @@ def produce(job: TileJob, settings) -> list[str]:
                 creation_options=options, tags=tags))
         sin_lia = stack.enter_context(rasterio.open(job.sin_lia)) if job.sin_lia else None
         gamma_area = stack.enter_context(rasterio.open(job.gamma_area)) if job.gamma_area else None
+        caches = {(i, pol): stack.enter_context(_open_sar_raster(calibrated_path(settings, p.name, pol)))
+                  for i, p in enumerate(products) for pol in pols} if job.cached else {}
         for r0 in range(0, rows, block_rows):
             for c0 in range(0, cols, block_cols):
                 h, w = min(block_rows, rows - r0), min(block_cols, cols - c0)
-                blocks = _block(products, models, footprints, cuts, pols, catalog, geoid, tile,
+                blocks = _block(products, models, footprints, cuts, caches, pols, catalog, geoid, tile,
                                 transform, r0, c0, h, w, settings)
                 if blocks is not None:
                     window = Window(c0, r0, w, h)
@@ -165,8 +226,13 @@ def produce(job: TileJob, settings) -> list[str]:
     return written
 
 
-def _block(products, models, footprints, cuts, pols, catalog, geoid, tile, transform, r0, c0, h, w, settings):
-    """Merged values of every polarisation over one block, or None when no slice touches it."""
+def _block(products, models, footprints, cuts, caches, pols, catalog, geoid, tile, transform, r0, c0, h, w,
+           settings):
+    """Merged values of every polarisation over one block, or None when no slice touches it.
+
+    The SAR window of (slice ``i``, ``pol``) is read from ``caches[i, pol]`` (an open calibrated
+    file) when there, else calibrated here with the border cut ``cuts[i, pol]``.
+    """
     proc = settings.processing
     x0, y0 = transform @ (c0, r0)
     x1, y1 = transform @ (c0 + w, r0 + h)
@@ -199,6 +265,9 @@ def _block(products, models, footprints, cuts, pols, catalog, geoid, tile, trans
             continue
         values = np.empty((len(pols), window[2], window[3]), dtype=np.float32)
         for k, pol in enumerate(pols):
+            if (i, pol) in caches:
+                caches[i, pol].read(1, window=as_window(window), out=values[k])
+                continue
             calibrate(product, pol, window, calibration=lut, remove_thermal_noise=proc.remove_thermal_noise,
                       lower_signal_value=proc.lower_signal_value, border_cut=cuts[i, pol], out=values[k])
         sample(values, window[0], window[1], product.shape, lines, pixels, method,
