@@ -7,46 +7,22 @@ from __future__ import annotations
 import pytest
 import rasterio
 
-from s1tiling import cli, grid
-from s1tiling.synthetic import make_safe, write_zero_geoid
-from s1tiling.testing import build_product, write_dem_folder
-
-TILE = "31TEL"
+from request_files import SYNTHETIC_DAY, SYNTHETIC_TILE as TILE, synthetic_inputs, write_request
+from s1tiling import cli
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("filtered")
-    template = make_safe(root / "templates", center_lat=45.2, center_lon=3.79, pixel_spacing=40.0)
-    build_product(template, root / "s1_images", content="speckle")
-    write_dem_folder(root / "dem", grid.tile(TILE).footprint)
-    return root, write_zero_geoid(root / "geoid.gtx")
+    return root, synthetic_inputs(root)
 
 
 def _request(root, geoid, output, keep):
-    cfg = root / f"{output}.cfg"
-    cfg.write_text(f"""[Paths]
-s1_images : {root / 's1_images'}
-output : {root / output}
-tmp : {root / 'tmp'}
-dem_dir : {root / 'dem'}
-geoid_file : {geoid}
-[DataSource]
-first_date : 2021-08-09
-last_date : 2021-08-09
-polarisation : VV
-[Processing]
-tiles : {TILE}
-output_spatial_resolution : 200
-[Quicklook]
-generate : True
-[Filtering]
-filter : lee
-window_radius : 1
-nblooks : 1
-keep_non_filtered_products : {keep}
-""")
-    return cfg
+    return write_request(root, output, tiles=TILE, first_date=SYNTHETIC_DAY, last_date=SYNTHETIC_DAY, geoid=geoid,
+                         DataSource={"polarisation": "VV"}, Processing={"output_spatial_resolution": 200},
+                         Quicklook={"generate": True},
+                         Filtering={"filter": "lee", "window_radius": 1, "nblooks": 1,
+                                    "keep_non_filtered_products": keep})
 
 
 def _files(folder):

@@ -15,6 +15,7 @@ import pytest
 import rasterio
 from shapely.ops import unary_union
 
+from request_files import write_request
 from s1tiling import cli, grid
 from s1tiling.testing import build_product, write_dem_folder
 
@@ -48,23 +49,10 @@ def inputs(tmp_path_factory, s1_dir, srtm_dir, geoid_file):
 
 
 def _config(root, geoid, output, processes):
-    cfg = root / f"{output}.cfg"
-    cfg.write_text(f"""[Paths]
-s1_images : {root / 's1_images'}
-output : {root / output}
-tmp : {root / 'tmp'}
-dem_dir : {root / 'dem'}
-geoid_file : {geoid}
-[DataSource]
-first_date : 2015-01-01
-last_date : 2021-12-31
-[Processing]
-tiles : {', '.join(TILES)}
-output_spatial_resolution : 100
-orthorectification_interpolation_method : linear
-nb_parallel_processes : {processes}
-""")
-    return cfg
+    return write_request(root, output, tiles=TILES, first_date="2015-01-01", last_date="2021-12-31", geoid=geoid,
+                         Processing={"output_spatial_resolution": 100,
+                                     "orthorectification_interpolation_method": "linear",
+                                     "nb_parallel_processes": processes})
 
 
 def _outputs(folder):

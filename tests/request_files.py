@@ -1,0 +1,39 @@
+"""Small complete requests for CLI tests: request files, and synthetic inputs needing no shared data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from s1tiling import grid
+from s1tiling.synthetic import make_safe, write_zero_geoid
+from s1tiling.testing import build_product, write_dem_folder
+
+SYNTHETIC_TILE = "31TEL"
+SYNTHETIC_DAY = "2021-08-09"
+
+
+def write_request(root: Path, output: str, *, tiles, first_date, last_date, geoid=None, **sections) -> Path:
+    """Write ``root/<output>.cfg`` reading ``root/s1_images`` and ``root/dem``, writing ``root/<output>``.
+
+    ``sections`` maps a section name to its extra ``key: value`` pairs, e.g.
+    ``Processing={"output_spatial_resolution": 200}``.
+    """
+    extra = {name: dict(values) for name, values in sections.items()}
+    paths = {"s1_images": root / "s1_images", "output": root / output, "tmp": root / "tmp", "dem_dir": root / "dem",
+             **({"geoid_file": geoid} if geoid else {}), **extra.pop("Paths", {})}
+    data_source = {"first_date": first_date, "last_date": last_date, **extra.pop("DataSource", {})}
+    processing = {"tiles": ", ".join([tiles] if isinstance(tiles, str) else tiles), **extra.pop("Processing", {})}
+    text = ""
+    for name, values in {"Paths": paths, "DataSource": data_source, "Processing": processing, **extra}.items():
+        text += f"[{name}]\n" + "".join(f"{key} : {value}\n" for key, value in values.items())
+    cfg = root / f"{output}.cfg"
+    cfg.write_text(text)
+    return cfg
+
+
+def synthetic_inputs(root: Path, content="speckle") -> Path:
+    """One synthetic product over ``SYNTHETIC_TILE`` in ``root/s1_images``, flat DEM tiles in
+    ``root/dem``; returns a zero-undulation geoid file."""
+    template = make_safe(root / "templates", center_lat=45.2, center_lon=3.79, pixel_spacing=40.0)
+    build_product(template, root / "s1_images", content=content)
+    write_dem_folder(root / "dem", grid.tile(SYNTHETIC_TILE).footprint)
+    return write_zero_geoid(root / "geoid.gtx")
