@@ -47,7 +47,7 @@ from pyproj import Transformer
 from rasterio.windows import Window
 
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
-from .geometry.geocoding import zero_doppler
+from .geometry.geocoding import predict_time, zero_doppler
 from .geometry.geoid import Geoid, find_geoid
 from .geometry.orbit import Orbit, find_orbit_file, read_eof, select_state_vectors
 from .naming import as_utc, product_path
@@ -185,7 +185,7 @@ def _range_plane_cosines(points, normals, t_start, orbit, t_min, t_max, out):
         before_last = last = np.nan
         for i in range(chunk * _CHUNK, min(count, (chunk + 1) * _CHUNK)):
             px, py, pz = points[i, 0], points[i, 1], points[i, 2]
-            guess = t_start if math.isnan(last) else (last if math.isnan(before_last) else 2.0 * last - before_last)
+            guess = predict_time(t_start, before_last, last)
             t, sx, sy, sz = zero_doppler(px, py, pz, guess, node_times, origins, scales, coefs)
             before_last, last = last, t
             if not (t_min <= t <= t_max):  # also NaN

@@ -62,7 +62,7 @@ from pyproj import Transformer
 from rasterio.windows import Window
 
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
-from .geometry.geocoding import zero_doppler
+from .geometry.geocoding import predict_time, zero_doppler
 from .geometry.geoid import Geoid, find_geoid
 from .geometry.orbit import orbit_state
 from .incidence import AngleMapJob, ZeroDopplerOrbit, dem_resampling, map_tags, pass_orbit, pixel_lonlat
@@ -168,7 +168,7 @@ def _radar_geometry(points, areas, normals, t_start, orbit, t_min, t_max, dt, dr
         before_last = last = np.nan
         for i in range(chunk * _CHUNK, min(count, (chunk + 1) * _CHUNK)):
             px, py, pz = points[i, 0], points[i, 1], points[i, 2]
-            guess = t_start if math.isnan(last) else (last if math.isnan(before_last) else 2.0 * last - before_last)
+            guess = predict_time(t_start, before_last, last)
             t, sx, sy, sz = zero_doppler(px, py, pz, guess, node_times, origins, scales, coefs)
             before_last, last = last, t
             if not (t_min - reach <= t <= t_max + reach):  # also NaN

@@ -32,6 +32,7 @@ from s1tiling.s1.annotation import seconds_since
 from s1tiling.s1.product import open_product
 from s1tiling.terrain_flattening import MIN_GAMMA_AREA, RadarBins, gamma_area_ratio
 from s1tiling.testing import build_product, write_dem_folder
+from request_files import write_request
 
 SLICES = ("S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB.SAFE",
           "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768.SAFE")
@@ -69,25 +70,11 @@ def inputs(tmp_path_factory, s1_dir, srtm_dir, geoid_file):
 
 
 def _request(root, geoid, name, images, tile, dem="dem", **processing):
-    extra = "".join(f"{k} : {v}\n" for k, v in processing.items())
-    cfg = root / f"{name}.cfg"
-    cfg.write_text(f"""[Paths]
-s1_images : {root / images}
-output : {root / name}
-tmp : {root / 'tmp'}
-dem_dir : {root / dem}
-geoid_file : {geoid}
-[DataSource]
-first_date : 2015-02-22
-last_date : 2015-02-22
-polarisation : VV
-[Processing]
-tiles : {tile}
-output_spatial_resolution : {RESOLUTION:g}
-orthorectification_interpolation_method : linear
-nb_parallel_processes : 1
-{extra}""")
-    return cfg
+    return write_request(root, name, tiles=tile, first_date="2015-02-22", last_date="2015-02-22", geoid=geoid,
+                         Paths={"s1_images": root / images, "dem_dir": root / dem}, DataSource={"polarisation": "VV"},
+                         Processing={"output_spatial_resolution": f"{RESOLUTION:g}",
+                                     "orthorectification_interpolation_method": "linear",
+                                     "nb_parallel_processes": 1, **processing})
 
 
 def _read(path):

@@ -132,7 +132,7 @@ def convert_ranges(t, values, conversion, use_grsr, to_ground, out):
 
 
 @njit(cache=True)
-def _predict(t_start, before_last, last):
+def predict_time(t_start, before_last, last):
     """Initial guess from the last two solutions (NaN when unknown)."""
     if math.isnan(last):
         return t_start
@@ -163,7 +163,7 @@ def ground_to_sar(
         before_last = last = np.nan
         for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
             px, py, pz = _ecef(a[i], b[i], c[i], geodetic)
-            guess = _predict(t_start, before_last, last)
+            guess = predict_time(t_start, before_last, last)
             t, sx, sy, sz = zero_doppler(px, py, pz, guess, node_times, origins, scales, coefs)
             before_last, last = last, t
             if math.isnan(t):
@@ -192,7 +192,7 @@ def look_cosines(a, b, c, geodetic, normal_kind, normals, t_start, orbit, out):
         before_last = last = np.nan
         for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
             px, py, pz = _ecef(a[i], b[i], c[i], geodetic)
-            guess = _predict(t_start, before_last, last)
+            guess = predict_time(t_start, before_last, last)
             t, sx, sy, sz = zero_doppler(px, py, pz, guess, node_times, origins, scales, coefs)
             before_last, last = last, t
             if math.isnan(t):
