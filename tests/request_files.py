@@ -37,3 +37,16 @@ def synthetic_inputs(root: Path, content="speckle") -> Path:
     build_product(template, root / "s1_images", content=content)
     write_dem_folder(root / "dem", grid.tile(SYNTHETIC_TILE).footprint)
     return write_zero_geoid(root / "geoid.gtx")
+
+
+GERMANY_SLICES = ("S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB.SAFE",
+                  "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768.SAFE")
+
+
+def germany_map_inputs(root: Path, s1_dir: Path) -> None:
+    """The two 2015 Germany slices without pixels in ``root/metadata`` (enough for angle and area
+    maps), and the second one with VV pixels (fields of four levels) in ``root/pixels``."""
+    for name in GERMANY_SLICES:
+        build_product(s1_dir / name, root / "metadata", polarisations=[])
+    build_product(s1_dir / GERMANY_SLICES[1], root / "pixels", polarisations=["VV"],
+                  content=lambda rows, cols: 50 + (rows // 700 + cols // 900) % 4 * 40)

@@ -22,11 +22,10 @@ from s1tiling.incidence import ZeroDopplerOrbit, lia_cosines
 from s1tiling.production import TileJob, produce
 from s1tiling.s1.annotation import seconds_since
 from s1tiling.s1.product import open_product
-from s1tiling.testing import build_product, write_dem_folder
-from request_files import write_request
+from s1tiling.testing import write_dem_folder
+from request_files import GERMANY_SLICES, germany_map_inputs, write_request
 
-SLICES = ("S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB.SAFE",
-          "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768.SAFE")
+SLICES = GERMANY_SLICES
 TILE, NORMLIM_TILE, ORBIT = "32UNB", "32UNC", 117
 RESOLUTION = 100.0
 TO_ECEF = Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
@@ -42,10 +41,7 @@ def clean_logging():
 def inputs(tmp_path_factory, s1_dir, srtm_dir, geoid_file):
     """Metadata-only slices for the maps, the second slice with VV pixels for NORMLIM, DEM tiles."""
     root = tmp_path_factory.mktemp("incidence")
-    for name in SLICES:
-        build_product(s1_dir / name, root / "metadata", polarisations=[])
-    build_product(s1_dir / SLICES[1], root / "pixels", polarisations=["VV"],
-                  content=lambda rows, cols: 50 + (rows // 700 + cols // 900) % 4 * 40)
+    germany_map_inputs(root, s1_dir)
     write_dem_folder(root / "dem", unary_union([grid.tile(t).footprint for t in (TILE, NORMLIM_TILE)]), srtm_dir)
     return root, geoid_file
 

@@ -31,11 +31,10 @@ from s1tiling.production import TileJob, produce
 from s1tiling.s1.annotation import seconds_since
 from s1tiling.s1.product import open_product
 from s1tiling.terrain_flattening import MIN_GAMMA_AREA, RadarBins, gamma_area_ratio
-from s1tiling.testing import build_product, write_dem_folder
-from request_files import write_request
+from s1tiling.testing import write_dem_folder
+from request_files import GERMANY_SLICES, germany_map_inputs, write_request
 
-SLICES = ("S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB.SAFE",
-          "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768.SAFE")
+SLICES = GERMANY_SLICES
 TILE, RTC_TILE, ORBIT = "32UNB", "32UNC", 117
 RESOLUTION = 100.0
 TO_ECEF = Transformer.from_crs("EPSG:4979", "EPSG:4978", always_xy=True)
@@ -58,10 +57,7 @@ def _write_hills(path):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, s1_dir, srtm_dir, geoid_file):
     root = tmp_path_factory.mktemp("rtc")
-    for name in SLICES:
-        build_product(s1_dir / name, root / "metadata", polarisations=[])
-    build_product(s1_dir / SLICES[1], root / "pixels", polarisations=["VV"],
-                  content=lambda rows, cols: 50 + (rows // 700 + cols // 900) % 4 * 40)
+    germany_map_inputs(root, s1_dir)
     write_dem_folder(root / "dem", grid.tile(TILE).footprint, srtm_dir)
     (root / "hills").mkdir()
     _write_hills(root / "hills" / f"{HILLS}.hgt")
