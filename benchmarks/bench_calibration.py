@@ -1,7 +1,7 @@
 """Time and memory of calibrating a full-size product window by window.
 
 Builds a full-size product (both polarisations, speckle content) from a real metadata-only
-SAFE with :func:`s1tiling.testing.build_product` in a temporary folder, then calibrates it
+SAFE with :func:`s1tiling.samples.testing.build_product` in a temporary folder, then calibrates it
 (sigma0, thermal noise removed, border cut) in strips of ``--strip`` lines::
 
     python benchmarks/bench_calibration.py [--strip 1024] [--zipped] [--data ../shared/data]
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from s1tiling import open_product
 from s1tiling.radiometry import border_cut_params, calibrate
-from s1tiling.testing import build_product
+from s1tiling.samples.testing import build_product
 
 PRODUCT = "S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8.SAFE"
 

@@ -35,7 +35,7 @@ def _prepare(data: Path, workdir: Path, product: str, tile: str) -> Path:
     """Product and DEM folder under ``workdir`` (reused when present); returns the product folder."""
     from s1tiling import grid
     from s1tiling.geometry.dem import DemCatalog
-    from s1tiling.testing import build_product
+    from s1tiling.samples.testing import build_product
 
     s1_images = workdir / "s1"
     if not (s1_images / f"{product}.SAFE").exists():

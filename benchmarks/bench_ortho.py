@@ -1,7 +1,7 @@
 """Time and memory of the whole chain on one full-size product and one S2 tile (native engine).
 
 Builds, in a temporary folder, a full-size product from a real metadata-only SAFE with
-:func:`s1tiling.testing.build_product` (speckle content, both polarisations), SRTM-like DEM
+:func:`s1tiling.samples.testing.build_product` (speckle content, both polarisations), SRTM-like DEM
 tiles with smooth synthetic relief, and a request file for one tile; then runs the
 ``s1tiling`` command in this process (one dask worker process) and reports wall time, CPU
 time (this process and its children: the dask workers) and peak resident memory::
@@ -26,7 +26,7 @@ import numpy as np
 from s1tiling import grid
 from s1tiling.cli import main as s1tiling_main
 from s1tiling.geometry.dem import DemCatalog
-from s1tiling.testing import build_product
+from s1tiling.samples.testing import build_product
 
 PRODUCT = "S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8.SAFE"
 TILE = "31TEL"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from . import __version__
+from . import __version__, config, logs, pipeline
 from .errors import ExitCode, S1TilingError
 
 logger = logging.getLogger("s1tiling")
@@ -54,16 +54,18 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
     except SystemExit as done:  # --help, --version, or a usage error (status 2)
         return done.code if isinstance(done.code, int) else int(bool(done.code))
 
-    from . import config, logs, pipeline
-
     logs.setup_logging()
     debug = False
     try:
-        settings = config.load_config(args.config)
+        overrides = {"Processing": {"cache_before_ortho": "True"}} if getattr(args, "cache_before_ortho", False) else {}
+        settings = config.load_config(args.config, overrides)
         debug = "debug" in settings.processing.mode
         logs.setup_logging(settings)
-        status = int(pipeline.run(settings, dry_run=args.dry_run, maps=maps,
-                                  cache_before_ortho=getattr(args, "cache_before_ortho", False)))
+        if args.dry_run:
+            print(pipeline.dry_run(settings, maps=maps))
+            status = int(ExitCode.OK)
+        else:
+            status = int(pipeline.run(settings, maps=maps))
     except S1TilingError as err:
         logger.error("%s", err, exc_info=debug)
         status = int(err.exit_code)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import ConfigurationError
+from .grid import for_tile_file
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +309,7 @@ class ProcessingSettings:
     nb_otb_threads: int = _option(_number(int, 1), 1)
     cache_dem_by: str = _option(_choice("symlink", "copy"), "symlink")
     override_azimuth_cut_threshold_to: bool | None = _option(_optional_boolean)
+    cache_before_ortho: bool = _option(_boolean, False)
     produce_lia_map: bool = _option(_boolean, False)
     ia_maps_to_produce: tuple[str, ...] = _option(_list_of(_choice("deg", "cos", "sin", "tan")), ())
     dem_warp_resampling_method: str = _option(_choice(*GDAL_RESAMPLINGS), "cubic")
@@ -601,8 +603,6 @@ def _prepare_directories(paths: dict[str, Any], download: bool, problems: _Probl
 
 def _check_tile_names(values: dict[str, dict[str, Any]], raws: dict[str, dict[str, str]], problems: _Problems) -> None:
     """The requested tiles must be tiles of the run's grid: that of ``tiles_shapefile``, else the MGRS grid."""
-    from .grid import for_tile_file  # lazy: the grid module is heavy to import
-
     proc, roi = values["Processing"], values["DataSource"].get("roi_by_tiles")
     try:
         tile_grid = for_tile_file(proc.get("tiles_shapefile"))
@@ -659,17 +659,35 @@ def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], r
         problems.add("Cluster", "address", None, "mandatory when scheduler = address "
                      "(expected a dask scheduler address such as tcp://host:8786)")
 
+    engine, calibration = proc.get("engine", "native"), proc.get("calibration", "sigma")
+    if engine == "otb" and calibration in ("normlim", "gamma_naught_rtc"):
+        problems.add("Processing", "calibration", raws["Processing"].get("calibration", calibration),
+                     f"not supported by the {engine} engine (use engine = native)")
+    if engine == "otb" and proc.get("cache_before_ortho"):
+        logger.warning("%s: [Processing] cache_before_ortho (--cache-before-ortho) is ignored by the otb engine",
+                       problems.file)
+        proc["cache_before_ortho"] = False
+
     if values["Mask"].get("generate_border_mask") and values["Filtering"].get("keep_non_filtered_products") is False:
         logger.warning("%s: [Filtering] keep_non_filtered_products = False is ignored "
                        "as [Mask] generate_border_mask = True", problems.file)
         values["Filtering"]["keep_non_filtered_products"] = True
 
 
-def load_config(path) -> Settings:
-    """Reads and validates a request file; raises ConfigurationError listing every problem."""
+def load_config(path, overrides: Mapping[str, Mapping[str, str]] | None = None) -> Settings:
+    """Reads and validates a request file; raises ConfigurationError listing every problem.
+
+    ``overrides`` (section -> key -> value as text, e.g. from command-line options) replace or
+    add keys of the file before it is validated.
+    """
     config_file = Path(path).expanduser().absolute()
     problems = _Problems(config_file)
     parser = _read_ini(config_file)
+    for section, items in (overrides or {}).items():
+        if not parser.has_section(section):
+            parser.add_section(section)
+        for key, value in items.items():
+            parser.set(section, key, value)
 
     canonical = {name.lower(): name for name in (*_SECTIONS, _METADATA)}
     values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}

@@ -7,7 +7,6 @@ applies to the union of the slices of a pass over the tile.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -19,44 +18,10 @@ from shapely.ops import unary_union
 
 from . import grid
 from .errors import ProductError
+from .s1.names import ProductName, parse_product_name
+from .s1.product import open_product
 
 logger = logging.getLogger(__name__)
-
-_NAME = re.compile(
-    r"^(?P<platform>S1[A-D])_(?P<mode>IW|EW|S[1-6])_(?P<type>GRD[HMF])_1S(?P<pols>SV|DV|SH|DH)_"
-    r"(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})_(?P<absorbit>\d{6})_(?P<datatake>[0-9A-F]{6})_(?P<crc>[0-9A-F]{4})$"
-)
-_POLS = {"SV": ("VV",), "DV": ("VV", "VH"), "SH": ("HH",), "DH": ("HH", "HV")}
-
-
-@dataclass(frozen=True)
-class ProductName:
-    """What a product's name says, without opening it."""
-
-    name: str
-    platform: str
-    mode: str
-    product_type: str
-    polarisations: tuple
-    start: str
-    datatake: str
-
-    @property
-    def day(self) -> date:
-        return date(int(self.start[:4]), int(self.start[4:6]), int(self.start[6:8]))
-
-
-def parse_product_name(path) -> ProductName | None:
-    """Parse an ESA product name (``S1A_IW_GRDH_1SDV_...``, with or without .SAFE/.zip); None if not one."""
-    name = Path(path).name
-    for suffix in (".zip", ".SAFE"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    m = _NAME.match(name)
-    if not m:
-        return None
-    return ProductName(name, m["platform"], m["mode"], m["type"], _POLS[m["pols"]], m["start"], m["datatake"])
-
 
 def find_local_products(s1_images) -> list[Path]:
     """Every GRD product under ``s1_images`` (``X.SAFE`` folders and ``X.zip``, at most two levels deep,
@@ -70,7 +35,7 @@ def find_local_products(s1_images) -> list[Path]:
         if not ((path.suffix == ".SAFE" and path.is_dir()) or (path.suffix == ".zip" and path.is_file())):
             continue
         parsed = parse_product_name(path)
-        if parsed is None or parsed.product_type[:3] != "GRD":
+        if parsed is None or not parsed.is_grd:
             continue
         found.setdefault(parsed.name, path)
     return [found[k] for k in sorted(found)]
@@ -166,8 +131,6 @@ def _touches(product, tile) -> bool:
 
 def open_matching_products(s1_images, request) -> list:
     """Open every local product that passes the request filters; unreadable ones are logged and skipped."""
-    from .s1.product import open_product
-
     selected = []
     for path in find_local_products(s1_images):
         parsed = parse_product_name(path)

@@ -23,11 +23,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.windows import Window
 
 from .errors import ConfigurationError
-from .writing import AtomicRasterWriter, creation_options_for, derived_tags, sentinel_short
+from .writing import creation_options_for, derived_tags, sentinel_short, write_like
 
 METHODS = ("lee", "frost", "gammamap", "kuan")
 _EPSILON = 1e-10
@@ -147,19 +145,15 @@ def filter_file(in_path: str | os.PathLike, out_path: str | os.PathLike, method:
     """
     check_filter_options(method, radius, deramp, nblooks)
     dtype, options = creation_options or creation_options_for("filtered")
-    with rasterio.open(in_path) as src:
-        unit = sentinel_short(src.tags().get("FLYING_UNIT_CODE", "s1?"))
-        tags = derived_tags(src.tags(), f"Orthorectified and despeckled Sentinel-{unit} IW GRD S2 tile",
+
+    def despeckled(values: np.ndarray, above: int, below: int) -> np.ndarray:
+        padded = np.pad(values, ((radius - above, radius - below), (radius, radius)), mode="edge")
+        return despeckle_padded(padded, method, radius, deramp, nblooks)
+
+    def tags(source_tags: dict) -> dict[str, str]:
+        unit = sentinel_short(source_tags.get("FLYING_UNIT_CODE", "s1?"))
+        return derived_tags(source_tags, f"Orthorectified and despeckled Sentinel-{unit} IW GRD S2 tile",
                             **filter_metadata(method, radius, deramp, nblooks))
-        with AtomicRasterWriter(out_path, crs=src.crs, transform=src.transform, width=src.width,
-                                height=src.height, dtype=dtype, nodata=0,
-                                creation_options=options, tags=tags) as out:
-            for top in range(0, src.height, strip_rows):
-                bottom = min(top + strip_rows, src.height)
-                read_top, read_bottom = max(0, top - radius), min(src.height, bottom + radius)
-                values = src.read(1, window=Window(0, read_top, src.width, read_bottom - read_top))
-                padded = np.pad(values, ((radius - (top - read_top), radius - (read_bottom - bottom)),
-                                         (radius, radius)), mode="edge")
-                out.write(despeckle_padded(padded, method, radius, deramp, nblooks),
-                          Window(0, top, src.width, bottom - top))
-    return Path(out_path)
+
+    return write_like(in_path, out_path, despeckled, tags=tags, dtype=dtype, creation_options=options, nodata=0,
+                      halo=radius, strip_rows=strip_rows)

@@ -23,181 +23,42 @@ along-track tilts of the terrain do not count.
   distortions to correct.
 
 The maps depend on the orbit track, not on the date: one pass of the relative orbit over the
-tile gives them (the one covering most of it), with the precise orbit of ``eof_dir`` when one
-covers it (and 60 s around), else the state vectors annotated in its slices. Pixels whose
-zero-Doppler time falls outside the orbit's state vectors are no-data: with annotated vectors
-(which old products give for their own time span only) the maps may not cover the whole tile.
-Existing maps are never made again.
-
-NORMLIM (S1Tiling's ``ApplyLIACalibration``): sigma0_NORMLIM = beta0 x sin(LIA), no-data (0)
-where beta0 or sin(LIA) is no-data, at least ``lower_signal_value`` elsewhere.
+tile gives them (the one covering most of it, chosen by :func:`s1tiling.plan.plan_maps`), with
+the orbit of :meth:`s1tiling.context.Context.pass_orbit`. Pixels whose zero-Doppler time falls
+outside the orbit's state vectors are no-data: with annotated vectors (which old products give
+for their own time span only) the maps may not cover the whole tile. Existing maps are never
+made again. The angles themselves are :func:`s1tiling.geometry.zero_doppler.incidence_cosines`.
 """
 from __future__ import annotations
 
 import logging
 import math
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 from affine import Affine
 from pyproj import Transformer
 from rasterio.windows import Window
 
+from .context import Context
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
-from .geometry.geocoding import predict_time, zero_doppler
-from .geometry.geoid import Geoid, find_geoid
-from .geometry.orbit import Orbit, find_orbit_file, read_eof, select_state_vectors
-from .naming import as_utc, product_path
-from .s1.annotation import StateVectors
+from .geometry.zero_doppler import ZeroDopplerOrbit
+from .plan import MapJob
+from .s1.product import Product, open_product
 from .writing import AtomicRasterWriter, creation_options_for, production_tags
 
 logger = logging.getLogger(__name__)
 
-#: ``[Processing] ia_maps_to_produce`` value -> IA map kind (``{IA_kind}`` of its name)
-IA_KINDS = {"deg": "IA", "cos": "cos_IA", "sin": "sin_IA", "tan": "tan_IA"}
-#: map family -> naming kind and the field holding the map kind
-_NAMING = {"LIA": ("lia_product", "LIA_kind"), "IA": ("ia_product", "IA_kind"),
-           "GAMMA_AREA": ("gamma_area", "GAMMA_AREA_kind")}
 #: map kind -> S1Tiling's ``creation_options`` key and the default it falls back to
 _CREATION_KEYS = {"LIA": ("lia_deg", "lia_deg"), "sin_LIA": ("lia_sin", "lia_sin"), "IA": ("ia_deg", "lia_deg"),
                   "cos_IA": ("ia_cos", "ia"), "sin_IA": ("ia_sin", "ia"), "tan_IA": ("ia_tan", "ia")}
 _DESCRIPTIONS = {"LIA": "100 * degrees(LIA) on S2 grid", "sin_LIA": "sin(LIA) on S2 grid",
                  "IA": "100 * degrees(IA) on S2 grid", "cos_IA": "cos(IA) on S2 grid",
                  "sin_IA": "sin(IA) on S2 grid", "tan_IA": "tan(IA) on S2 grid"}
-#: ``dem_warp_resampling_method`` -> DEM sampling of :meth:`DemCatalog.heights_on_grid`
-_DEM_RESAMPLING = {"near": "nearest", "bilinear": "bilinear", "cubic": "cubic"}
 BLOCK_ROWS = 512
 BLOCK_COLS = 2048
 _LONLAT_STEP = 8  # exact lon/lat every 8 pixels, bilinear in between (error far below 1 mm)
-_CHUNK = 2048  # points per parallel task of the zero-Doppler kernel
-ORBIT_MARGIN = 60.0  # seconds of precise orbit kept around a pass
-
-
-# ---------------------------------------------------------------------------- planning
-
-@dataclass(frozen=True)
-class AngleMapJob:
-    """The missing maps of one family (``LIA``, ``IA`` or ``GAMMA_AREA``, see
-    :mod:`s1tiling.terrain_flattening`) of one relative orbit over one tile."""
-
-    family: str
-    tile: str
-    orbit: int
-    products: tuple  # paths of the slices of the pass whose orbit gives the geometry
-    outputs: tuple  # ((map kind, output path), ...)
-
-    @property
-    def key(self) -> str:
-        return f"{self.family.lower()}/{Path(self.outputs[0][1]).stem}"
-
-
-def map_kinds(settings, family: str) -> tuple[str, ...]:
-    """Kinds of the maps a run makes: ``sin_LIA`` (+ ``LIA`` with ``produce_lia_map``), the
-    IA maps of ``ia_maps_to_produce`` (``IA`` when it is empty), or ``GAMMA_AREA``."""
-    proc = settings.processing
-    if family == "GAMMA_AREA":
-        return ("GAMMA_AREA",)
-    if family == "LIA":
-        return ("sin_LIA", "LIA") if proc.produce_lia_map else ("sin_LIA",)
-    return tuple(IA_KINDS[k] for k in proc.ia_maps_to_produce) or ("IA",)
-
-
-def map_path(settings, kind: str, group) -> Path:
-    """Path of the ``kind`` map (``LIA``, ``sin_LIA``, ``IA``, ``cos_IA``..., ``GAMMA_AREA``) of a
-    pass's relative orbit and tile."""
-    from .pipeline import output_dirs
-
-    proc = settings.processing
-    naming_kind, field = _NAMING[kind if kind == "GAMMA_AREA" else "LIA" if kind.endswith("LIA") else "IA"]
-    fields = {field: kind, "tile_name": group.tile, "orbit": f"{group.relative_orbit:03d}",
-              "flying_unit_code": group.platform.lower(), "orbit_direction": group.pass_direction}
-    return product_path(naming_kind, fields, proc.fname_fmt, proc.dname_fmt, output_dirs(settings))
-
-
-def plan_maps(settings, groups, family: str) -> tuple[list[AngleMapJob], list[str]]:
-    """Jobs making the missing ``family`` maps of the passes ``groups`` need (one set per tile and
-    relative orbit with the default names), and the maps already present."""
-    best = {}  # map paths -> the pass covering most of the tile
-    for g in groups:
-        paths = tuple((kind, map_path(settings, kind, g)) for kind in map_kinds(settings, family))
-        if paths not in best or g.coverage > best[paths].coverage:
-            best[paths] = g
-    jobs, present = [], []
-    for paths, g in best.items():
-        present += [str(path) for _, path in paths if path.exists()]
-        missing = tuple((kind, str(path)) for kind, path in paths if not path.exists())
-        if missing:
-            jobs.append(AngleMapJob(family, g.tile, g.relative_orbit, tuple(str(p.path) for p in g.products), missing))
-    return jobs, present
-
-
-# ---------------------------------------------------------------------------- geometry
-
-class ZeroDopplerOrbit:
-    """Incidence angles from an orbit: satellite position at each ground point's zero-Doppler time.
-
-    ``first_guess``: a time (seconds from the orbit's reference time) near the points' ones.
-    """
-
-    def __init__(self, orbit: Orbit, first_guess: float = 0.0):
-        self.arrays = orbit.arrays
-        self.source = orbit.source
-        self.time_range = (float(orbit.node_times[0]), float(orbit.node_times[-1]))
-        self.first_guess = float(first_guess)
-
-    @classmethod
-    def of_pass(cls, products, eof_dir=None) -> ZeroDopplerOrbit:
-        """The orbit of a pass (opened slices in time order): the precise orbit file of ``eof_dir``
-        covering it, else the state vectors annotated in its slices put together."""
-        start, stop = as_utc(products[0].start_time), as_utc(products[-1].stop_time)
-        found = find_orbit_file(eof_dir, products[0].platform, start, stop) if eof_dir and Path(eof_dir).is_dir() else None
-        if found is not None:
-            vectors = select_state_vectors(read_eof(found), start, stop, ORBIT_MARGIN)
-            logger.info("%s: using orbit file %s", products[0].name, Path(found).name)
-        else:
-            annotated = [p.annotation(p.polarisations[0]).orbit for p in products]
-            times, first = np.unique(np.concatenate([v.times for v in annotated]), return_index=True)
-            vectors = StateVectors(times, np.concatenate([v.positions for v in annotated])[first],
-                                   np.concatenate([v.velocities for v in annotated])[first], "annotation")
-        orbit = Orbit(vectors, reference_time=start)
-        return cls(orbit, 0.5 * orbit.seconds(np.datetime64(stop, "ns")))
-
-    def cosines(self, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
-        """Cosines of the incidence angles at ECEF ``points`` (``shape + (3,)``) of surfaces of
-        ECEF ``normals`` (same shape, any length), normals projected onto the range plane; NaN
-        where the zero-Doppler time is not within the orbit."""
-        shape = points.shape[:-1]
-        p = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
-        n = np.ascontiguousarray(normals, dtype=np.float64).reshape(-1, 3)
-        out = np.empty(p.shape[0])
-        _range_plane_cosines(p, n, self.first_guess, self.arrays, *self.time_range, out)
-        return out.reshape(shape)
-
-
-@numba.njit(parallel=True, cache=True)
-def _range_plane_cosines(points, normals, t_start, orbit, t_min, t_max, out):
-    node_times, origins, scales, coefs = orbit
-    count = points.shape[0]
-    for chunk in numba.prange((count + _CHUNK - 1) // _CHUNK):
-        before_last = last = np.nan
-        for i in range(chunk * _CHUNK, min(count, (chunk + 1) * _CHUNK)):
-            px, py, pz = points[i, 0], points[i, 1], points[i, 2]
-            guess = predict_time(t_start, before_last, last)
-            t, sx, sy, sz = zero_doppler(px, py, pz, guess, node_times, origins, scales, coefs)
-            before_last, last = last, t
-            if not (t_min <= t <= t_max):  # also NaN
-                out[i] = np.nan
-                continue
-            lx, ly, lz = sx - px, sy - py, sz - pz
-            # m = T x S is normal to the range plane; remove n's component along it.
-            mx, my, mz = py * sz - pz * sy, pz * sx - px * sz, px * sy - py * sx
-            nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
-            d = (nx * mx + ny * my + nz * mz) / (mx * mx + my * my + mz * mz)
-            qx, qy, qz = nx - d * mx, ny - d * my, nz - d * mz
-            out[i] = (qx * lx + qy * ly + qz * lz) / math.sqrt((qx * qx + qy * qy + qz * qz) * (lx * lx + ly * ly + lz * lz))
 
 
 def pixel_lonlat(crs, transform, shape) -> tuple[np.ndarray, np.ndarray]:
@@ -243,27 +104,21 @@ def lia_cosines(orbit: ZeroDopplerOrbit, crs, transform, heights) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- production
 
-def pass_orbit(job: AngleMapJob, settings):
+def pass_of(job: MapJob, context: Context) -> tuple[list[Product], ZeroDopplerOrbit]:
     """The slices of the pass a map job uses (time order) and its zero-Doppler orbit."""
-    from .s1.product import open_product
-
     products = sorted((open_product(p) for p in job.products), key=lambda p: p.start_time)
-    return products, ZeroDopplerOrbit.of_pass(products, settings.paths.eof_dir)
+    return products, context.pass_orbit(products)
 
 
-def produce_maps(job: AngleMapJob, settings) -> list[str]:
-    """Compute and write the maps of ``job``; return the paths written."""
-    from .production import dem_catalog, output_grid
-
-    proc = settings.processing
-    tile, transform, rows, cols = output_grid(settings, job.tile)
-    products, orbit = pass_orbit(job, settings)
-    common = map_tags(job, products, orbit, settings)
+def produce_maps(job: MapJob, context: Context) -> list[str]:
+    """Compute and write the IA or LIA maps of ``job``; return the paths written."""
+    proc = context.processing
+    out = context.output_grid(job.tile)
+    transform, rows, cols = out.transform, out.rows, out.cols
+    products, orbit = pass_of(job, context)
+    common = map_tags(job, products, orbit, context)
     if job.family == "LIA":
-        catalog = dem_catalog(settings)
-        geoid = Geoid(find_geoid(settings.paths.geoid_file))
-        resampling = dem_resampling(proc.dem_warp_resampling_method)
-        common["DEM_INFO"] = settings.paths.dem_info
+        common["DEM_INFO"] = context.settings.paths.dem_info
     with ExitStack() as stack:
         writers = {}
         for kind, path in job.outputs:
@@ -272,17 +127,18 @@ def produce_maps(job: AngleMapJob, settings) -> list[str]:
             tags = {**common, "DATA_TYPE": _DESCRIPTIONS[kind].removesuffix(" on S2 grid"),
                     **production_tags(_DESCRIPTIONS[kind])}
             writers[kind] = (stack.enter_context(AtomicRasterWriter(
-                path, crs=tile.crs, transform=transform, width=cols, height=rows, dtype=dtype, nodata=nodata,
+                path, crs=out.crs, transform=transform, width=cols, height=rows, dtype=dtype, nodata=nodata,
                 creation_options=options, tags=tags)), nodata)
         for r0 in range(0, rows, BLOCK_ROWS):
             for c0 in range(0, cols, BLOCK_COLS):
                 h, w = min(BLOCK_ROWS, rows - r0), min(BLOCK_COLS, cols - c0)
                 if job.family == "LIA":
                     bordered = transform @ Affine.translation(c0 - 1, r0 - 1)
-                    heights = catalog.heights_on_grid(tile.crs, bordered, (h + 2, w + 2), resampling, geoid=geoid)
-                    cosines = lia_cosines(orbit, tile.crs, bordered, heights)
+                    heights = context.dem.heights_on_grid(out.crs, bordered, (h + 2, w + 2), context.dem_resampling,
+                                                          geoid=context.geoid)
+                    cosines = lia_cosines(orbit, out.crs, bordered, heights)
                 else:
-                    cosines = ia_cosines(orbit, tile.crs, transform @ Affine.translation(c0, r0), (h, w))
+                    cosines = ia_cosines(orbit, out.crs, transform @ Affine.translation(c0, r0), (h, w))
                 for kind, (writer, nodata) in writers.items():
                     writer.write(_encode(kind, cosines, writer.dtype, nodata), Window(c0, r0, w, h))
     written = [path for _, path in job.outputs]
@@ -290,19 +146,13 @@ def produce_maps(job: AngleMapJob, settings) -> list[str]:
     return written
 
 
-def map_tags(job: AngleMapJob, products, orbit: ZeroDopplerOrbit, settings) -> dict[str, str]:
+def map_tags(job: MapJob, products: list[Product], orbit: ZeroDopplerOrbit, context: Context) -> dict[str, str]:
     """Metadata shared by the maps of ``job`` (its opened slices in time order, their orbit)."""
-    return {**settings.metadata, "FLYING_UNIT_CODE": products[0].flying_unit_code, "IMAGE_TYPE": job.family,
-            "INPUT_S1_IMAGES": ", ".join(p.name for p in products), "ORBIT_DIRECTION": products[0].pass_direction,
-            "ORBIT_SOURCE": orbit.source, "ORTHORECTIFIED": "true",
+    return {**context.settings.metadata, "FLYING_UNIT_CODE": products[0].flying_unit_code,
+            "IMAGE_TYPE": job.family, "INPUT_S1_IMAGES": ", ".join(p.name for p in products),
+            "ORBIT_DIRECTION": products[0].pass_direction, "ORBIT_SOURCE": orbit.source, "ORTHORECTIFIED": "true",
             "RELATIVE_ORBIT_NUMBER": f"{job.orbit:03d}", "S2_TILE_CORRESPONDING_CODE": job.tile,
-            "SPATIAL_RESOLUTION": str(float(settings.processing.output_spatial_resolution))}
-
-
-def dem_resampling(method: str) -> str:
-    if method not in _DEM_RESAMPLING:
-        logger.warning("dem_warp_resampling_method = %s: the native engine samples the DEM with 'cubic'", method)
-    return _DEM_RESAMPLING.get(method, "cubic")
+            "SPATIAL_RESOLUTION": str(float(context.processing.output_spatial_resolution))}
 
 
 def _creation_options(kind: str, configured) -> tuple[str, dict]:
@@ -338,10 +188,3 @@ def _encode(kind: str, cosines: np.ndarray, dtype: str, nodata: float) -> np.nda
         with np.errstate(divide="ignore", invalid="ignore"):
             values = sines if kind.startswith("sin") else sines / c
     return np.where(np.isnan(cosines), nodata, values)
-
-
-def normlim(beta: np.ndarray, sin_lia: np.ndarray, lower_signal_value: float) -> np.ndarray:
-    """sigma0 NORMLIM = beta0 x sin(LIA): 0 where beta0 is 0 or sin(LIA) is NaN (no-data), at
-    least ``lower_signal_value`` elsewhere."""
-    valid = (beta != 0) & np.isfinite(sin_lia)
-    return np.where(valid, np.maximum(beta * np.where(valid, sin_lia, 0), lower_signal_value), 0).astype(np.float32)

@@ -12,10 +12,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.windows import Window
 
-from .writing import AtomicRasterWriter, creation_options_for, derived_tags, sentinel_short
+from .writing import creation_options_for, derived_tags, sentinel_short, write_like
 
 BALL_RADIUS = 5
 
@@ -60,7 +58,7 @@ def border_mask(values: np.ndarray, radius: int = BALL_RADIUS) -> np.ndarray:
 
 
 def border_mask_file(in_path: str | os.PathLike, out_path: str | os.PathLike, *,
-                     strip_rows: int = 1024, creation_options: dict | None = None,
+                     strip_rows: int = 1024, creation_options: tuple[str, dict] | None = None,
                      radius: int = BALL_RADIUS) -> Path:
     """Write the border mask of the tile product ``in_path`` to ``out_path``.
 
@@ -70,18 +68,14 @@ def border_mask_file(in_path: str | os.PathLike, out_path: str | os.PathLike, *,
     ``(dtype, options)`` pair (default: ``creation_options.mask``).
     """
     dtype, options = creation_options or creation_options_for("mask")
-    halo = 2 * radius
-    with rasterio.open(in_path) as src:
-        unit = sentinel_short(src.tags().get("FLYING_UNIT_CODE", "s1?"))
-        tags = derived_tags(src.tags(), f"Orthorectified Sentinel-{unit} IW GRD smoothed border mask S2 tile",
-                            IMAGE_TYPE="MASK")
-        with AtomicRasterWriter(out_path, crs=src.crs, transform=src.transform, width=src.width,
-                                height=src.height, dtype=dtype, nodata=None,
-                                creation_options=options, tags=tags) as out:
-            for top in range(0, src.height, strip_rows):
-                bottom = min(top + strip_rows, src.height)
-                read_top, read_bottom = max(0, top - halo), min(src.height, bottom + halo)
-                values = src.read(1, window=Window(0, read_top, src.width, read_bottom - read_top))
-                mask = border_mask(values, radius)[top - read_top: bottom - read_top]
-                out.write(mask, Window(0, top, src.width, bottom - top))
-    return Path(out_path)
+    return write_like(in_path, out_path, lambda values, above, below: border_mask(values, radius)[
+                          above:values.shape[0] - below],
+                      tags=mask_tags, dtype=dtype, creation_options=options, nodata=None, halo=2 * radius,
+                      strip_rows=strip_rows)
+
+
+def mask_tags(source_tags: dict) -> dict[str, str]:
+    """Tags of the border mask of a tile image: the image's, with ``IMAGE_TYPE=MASK``."""
+    unit = sentinel_short(source_tags.get("FLYING_UNIT_CODE", "s1?"))
+    return derived_tags(source_tags, f"Orthorectified Sentinel-{unit} IW GRD smoothed border mask S2 tile",
+                        IMAGE_TYPE="MASK")

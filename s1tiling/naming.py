@@ -27,13 +27,12 @@ from __future__ import annotations
 import re
 import string
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Mapping, NamedTuple, Sequence
 
-import numpy as np
-
 from .errors import ConfigurationError
+from .times import as_utc
 
 _TILE_STEM = "{flying_unit_code}_{tile_name}_{polarisation}_{orbit_direction}_{orbit}_{acquisition_stamp}"
 
@@ -98,6 +97,12 @@ CALIBRATION_TYPE: dict[str, str] = {
 DIR_FIELDS = ("out_dir", "tmp_dir", "lia_dir", "ia_dir", "gamma_area_dir", "eof_dir")
 
 
+def layout(paths) -> dict[str, str]:
+    """The folder fields of the templates (``{out_dir}``...) from a request's ``[Paths]``."""
+    return {"out_dir": str(paths.output), "tmp_dir": str(paths.tmp), "lia_dir": str(paths.lia),
+            "ia_dir": str(paths.ia), "gamma_area_dir": str(paths.gamma_area), "eof_dir": str(paths.eof_dir)}
+
+
 class NameFormatter(string.Formatter):
     """``str.format`` plus S1Tiling's conversions ``!l`` (lower), ``!u`` (upper), ``!c`` (capitalize)."""
 
@@ -125,17 +130,6 @@ def format_template(template: str, fields: Mapping[str, object], setting: str = 
             f"known fields: {', '.join(sorted(fields))}") from exc
     except (ValueError, IndexError, AttributeError) as exc:
         raise ConfigurationError(f"{setting} = {template!r}: invalid template ({exc})") from exc
-
-
-def as_utc(time) -> datetime:
-    """A ``datetime`` (naive = UTC) or ``numpy.datetime64`` as a naive UTC datetime."""
-    if isinstance(time, np.datetime64):
-        time = time.astype("datetime64[us]").item()
-    if not isinstance(time, datetime):
-        raise TypeError(f"expected a datetime, got {time!r}")
-    if time.tzinfo is not None:
-        time = time.astimezone(timezone.utc).replace(tzinfo=None)
-    return time
 
 
 def acquisition_time_stamp(time) -> str:

@@ -1,17 +1,17 @@
 """Producing the S2 tile images of one pass: orthorectify its slices block by block, merge, write.
 
-One :class:`TileJob` makes one GeoTIFF per polarisation. The tile is processed in blocks
+One :class:`~s1tiling.plan.TileJob` makes one GeoTIFF per polarisation. The tile is processed in blocks
 (``BLOCK_HEIGHT`` x ``BLOCK_WIDTH`` metres); for each block and each slice of the pass the
 geometry (a :class:`~s1tiling.ortho.GeometryGrid` and the SAR position of every pixel) is
 computed once and used for every polarisation; only the SAR window under the block is read and
 calibrated. Slices are merged by keeping the first non-zero value (slices in time order), so two
 consecutive slices of a datatake give one seamless image. NORMLIM tiles are made with the beta0
-LUT and multiplied by the sin(LIA) map of their tile and orbit (:mod:`s1tiling.incidence`);
-gamma0 RTC tiles with the gamma LUT, divided by the gamma area map of their tile and orbit
-(:mod:`s1tiling.terrain_flattening`).
+LUT and multiplied by the sin(LIA) map of their tile and orbit (:mod:`s1tiling.incidence`,
+:func:`s1tiling.radiometry.normlim`); gamma0 RTC tiles with the gamma LUT, divided by the gamma
+area map of their tile and orbit (:mod:`s1tiling.terrain_flattening`, :func:`s1tiling.radiometry.flatten`).
 
 With ``--cache-before-ortho`` each (product, polarisation) is first calibrated and border-cut
-into a file under ``{tmp}/S1`` (:func:`calibrate_to_cache`, named by :func:`calibrated_path`),
+into a file under ``{tmp}/S1`` (:func:`calibrate_to_cache`, named by :func:`s1tiling.plan.calibrated_path`),
 reused by every tile and later run; the blocks then read their SAR windows from it.
 """
 from __future__ import annotations
@@ -20,7 +20,6 @@ import logging
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -29,20 +28,16 @@ from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 
-from . import grid
+from .context import Context, OutputGrid
 from .discovery import footprint_in_tile_crs
-from .geometry.dem import DemCatalog
-from .geometry.geoid import Geoid, find_geoid
-from .geometry.orbit import find_orbit_file, read_eof
 from .geometry.sar_model import SarModel
-from .incidence import normlim
-from .naming import TileProduct
 from .ortho import GeometryGrid, sar_window
-from .radiometry import LOWER_SIGNAL_VALUE, border_cut_params, calibrate
+from .plan import CalibrationJob, TileJob, calibrated_path
+from .radiometry import BorderCut, border_cut_params, calibrate, flatten, normlim, radiometric_lut
 from .resampling import margin, sample
-from .s1.product import as_window, open_product
-from .terrain_flattening import flatten
+from .s1.product import Product, as_window, open_product
 from .writing import AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for, tile_metadata
 
 logger = logging.getLogger(__name__)
@@ -59,50 +54,18 @@ FOOTPRINT_MARGIN = 2000.0
 CACHE_STRIP_LINES = 1024
 
 
-@dataclass(frozen=True)
-class TileJob:
-    """One pass over one tile: the slices (paths, in time order) and the outputs to make."""
-
-    tile: str
-    products: tuple  # product paths (str)
-    outputs: tuple  # ((polarisation, output path), ...)
-    sin_lia: str | None = None  # NORMLIM: the sin(LIA) map the beta0 values are multiplied by
-    gamma_area: str | None = None  # gamma0 RTC: the gamma area map the gamma0 values are divided by
-    cached: bool = False  # read calibrated SAR windows from the files of calibrated_path (--cache-before-ortho)
-
-    @property
-    def key(self) -> str:
-        return f"ortho/{Path(self.outputs[0][1]).stem}"
-
-
-def calibrated_path(settings, product_name: str, pol: str) -> Path:
-    """Where ``--cache-before-ortho`` keeps one calibrated, border-cut polarisation of a product.
-
-    The name encodes every setting that changes the values (LUT, noise removal, non-default
-    lower signal value, border-cut override), so a different request never reuses it.
-    """
-    proc = settings.processing
-    parts = [product_name, pol.lower(), _radiometric_lut(proc.calibration)]
-    if proc.remove_thermal_noise:
-        parts.append("NoiseRemoved")
-        if proc.lower_signal_value != LOWER_SIGNAL_VALUE:
-            parts.append(f"floor{proc.lower_signal_value:g}")
-    if proc.override_azimuth_cut_threshold_to is not None:
-        parts.append(f"cut{'On' if proc.override_azimuth_cut_threshold_to else 'Off'}")
-    return Path(settings.paths.tmp) / "S1" / product_name / ("_".join(parts) + ".tif")
-
-
-def calibrate_to_cache(product_path: str, pol: str, settings) -> str:
-    """Calibrate and border-cut one polarisation of a product into :func:`calibrated_path` (kept if there)."""
-    proc = settings.processing
-    product = open_product(product_path)
-    path = calibrated_path(settings, product.name, pol)
+def calibrate_to_cache(job: CalibrationJob, context: Context) -> str:
+    """Calibrate and border-cut one polarisation of a product into ``job.path`` (kept if there)."""
+    proc = context.processing
+    product = open_product(job.product)
+    path = Path(job.path)
     if path.exists():
         return str(path)
+    pol = job.polarisation
     path.parent.mkdir(parents=True, exist_ok=True)
     cleanup_stale_temporaries(path.parent)
     cut = border_cut_params(product, pol, proc.override_azimuth_cut_threshold_to)
-    lut = _radiometric_lut(proc.calibration)
+    lut = radiometric_lut(proc.calibration)
     lines, samples = product.shape
     _, options = creation_options_for("tiled")  # float32, whatever the tile images are written as
     with warnings.catch_warnings():  # SAR geometry: no map transform
@@ -125,58 +88,53 @@ def _open_sar_raster(path):
         return rasterio.open(path)
 
 
-def dem_catalog(settings) -> DemCatalog:
-    paths = settings.paths
-    return DemCatalog(paths.dem_dir, paths.dem_format, paths.dem_database)
+@dataclass
+class _Slice:
+    """One slice of the pass as the blocks use it: the product, its sensor model, its footprint in
+    the tile's CRS, and per polarisation either its border cut (calibrated here) or its open
+    calibrated file (``--cache-before-ortho``)."""
+
+    product: Product
+    model: SarModel
+    footprint: BaseGeometry
+    cuts: dict[str, BorderCut]
+    cached: dict[str, rasterio.DatasetReader]
+
+    def read(self, pol: str, window: tuple[int, int, int, int], out: np.ndarray, context: Context) -> None:
+        """Calibrated, border-cut values of ``pol`` over the SAR ``window`` into ``out``."""
+        if pol in self.cached:
+            self.cached[pol].read(1, window=as_window(window), out=out)
+            return
+        proc = context.processing
+        calibrate(self.product, pol, window, calibration=radiometric_lut(proc.calibration),
+                  remove_thermal_noise=proc.remove_thermal_noise, lower_signal_value=proc.lower_signal_value,
+                  border_cut=self.cuts[pol], out=out)
 
 
-@lru_cache(maxsize=4)
-def _geoid(path):
-    return Geoid(find_geoid(path))
-
-
-def sar_model(product, settings):
-    """Geometry of a product: precise orbit from ``eof_dir`` when one covers it, else the annotation's."""
-    annotation = product.annotation(product.polarisations[0])
-    vectors = None
-    eof_dir = settings.paths.eof_dir
-    if eof_dir and Path(eof_dir).is_dir():
-        found = find_orbit_file(eof_dir, product.platform, product.start_time, product.stop_time)
-        if found is not None:
-            vectors = read_eof(found)
-            logger.info("%s: using orbit file %s", product.name, Path(found).name)
-    return SarModel.from_annotation(annotation, state_vectors=vectors)
-
-
-def tile_product(group_products, tile_name, polarisation, calibration) -> TileProduct:
-    first = group_products[0]
-    return TileProduct(
-        flying_unit_code=first.flying_unit_code, tile_name=tile_name, polarisation=polarisation,
-        orbit_direction=first.pass_direction, orbit=first.relative_orbit,
-        acquisition_times=tuple(p.start_time for p in group_products), calibration=calibration,
-    )
-
-
-def output_grid(settings, tile_name):
-    """The tile (of the run's grid) and its grid at the output resolution: ``(tile, transform, rows, cols)``."""
-    tile = grid.for_settings(settings).tile(tile_name)
-    resolution = settings.processing.output_spatial_resolution
-    return (tile, tile.transform(resolution), *tile.shape(resolution))
-
-
-def produce(job: TileJob, settings) -> list[str]:
-    """Make the outputs of ``job``; return the paths written."""
-    proc = settings.processing
-    resolution = proc.output_spatial_resolution
-    tile, transform, rows, cols = output_grid(settings, job.tile)
+def _slices(job: TileJob, context: Context, out: OutputGrid, stack: ExitStack) -> list[_Slice]:
+    proc = context.processing
     products = [open_product(p) for p in job.products]
-    models = [sar_model(p, settings) for p in products]
-    catalog = dem_catalog(settings)
-    geoid = _geoid(settings.paths.geoid_file)
-    footprints = [footprint_in_tile_crs(p, tile).buffer(FOOTPRINT_MARGIN) for p in products]
-    pols = [pol for pol, _ in job.outputs]
-    cuts = {} if job.cached else {(i, pol): border_cut_params(p, pol, proc.override_azimuth_cut_threshold_to)
-                                  for i, p in enumerate(products) for pol in pols}
+    models = context.sar_models(products)
+    slices = []
+    for product, model in zip(products, models):
+        footprint = footprint_in_tile_crs(product, out.tile).buffer(FOOTPRINT_MARGIN)
+        if job.cached:
+            cached = {pol: stack.enter_context(_open_sar_raster(calibrated_path(context.settings, product.name, pol)))
+                      for pol in job.polarisations}
+            cuts = {}
+        else:
+            cached = {}
+            cuts = {pol: border_cut_params(product, pol, proc.override_azimuth_cut_threshold_to)
+                    for pol in job.polarisations}
+        slices.append(_Slice(product, model, footprint, cuts, cached))
+    return slices
+
+
+def produce(job: TileJob, context: Context) -> list[str]:
+    """Make the images of ``job``; return the paths written."""
+    proc = context.processing
+    resolution = proc.output_spatial_resolution
+    out = context.output_grid(job.tile)
     method = proc.orthorectification_interpolation_method
     dtype, options = creation_options_for("tiled", proc.creation_options)
     if proc.nb_otb_threads > 1:  # compress with the task's threads (same pixels, less waiting)
@@ -184,103 +142,82 @@ def produce(job: TileJob, settings) -> list[str]:
     block_rows = max(16, int(BLOCK_HEIGHT // resolution))
     block_cols = max(16, int(BLOCK_WIDTH // resolution))
 
-    written = []
     with ExitStack() as stack:
+        slices = _slices(job, context, out, stack)
+        products = [s.product for s in slices]
         writers = {}
-        for pol, path in job.outputs:
+        for image in job.images:
             tags = tile_metadata(
-                tile_product(products, job.tile, pol, proc.calibration),
-                input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
-                noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
+                image.product, input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
+                noise_removed=proc.remove_thermal_noise, dem_info=context.settings.paths.dem_info,
                 interpolator=method, spatial_resolution=resolution, engine="native",
-                orbit_source=models[0].orbit_source,
-                extra={**settings.metadata, **({"LIA_FILE": Path(job.sin_lia).name} if job.sin_lia else {}),
+                orbit_source=slices[0].model.orbit_source,
+                extra={**context.settings.metadata,
+                       **({"LIA_FILE": Path(job.sin_lia).name} if job.sin_lia else {}),
                        **({"GAMMA_AREA_FILE": Path(job.gamma_area).name} if job.gamma_area else {})},
             )
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            cleanup_stale_temporaries(Path(path).parent)  # what killed runs left
-            writers[pol] = stack.enter_context(AtomicRasterWriter(
-                path, crs=tile.crs, transform=transform, width=cols, height=rows, dtype=dtype,
+            Path(image.path).parent.mkdir(parents=True, exist_ok=True)
+            cleanup_stale_temporaries(Path(image.path).parent)  # what killed runs left
+            writers[image.polarisation] = stack.enter_context(AtomicRasterWriter(
+                image.path, crs=out.crs, transform=out.transform, width=out.cols, height=out.rows, dtype=dtype,
                 creation_options=options, tags=tags))
         sin_lia = stack.enter_context(rasterio.open(job.sin_lia)) if job.sin_lia else None
         gamma_area = stack.enter_context(rasterio.open(job.gamma_area)) if job.gamma_area else None
-        caches = {(i, pol): stack.enter_context(_open_sar_raster(calibrated_path(settings, p.name, pol)))
-                  for i, p in enumerate(products) for pol in pols} if job.cached else {}
-        for r0 in range(0, rows, block_rows):
-            for c0 in range(0, cols, block_cols):
-                h, w = min(block_rows, rows - r0), min(block_cols, cols - c0)
-                blocks = _block(products, models, footprints, cuts, caches, pols, catalog, geoid, tile,
-                                transform, r0, c0, h, w, settings)
-                if blocks is not None:
-                    window = Window(c0, r0, w, h)
-                    if sin_lia is not None:
-                        factor = sin_lia.read(1, window=window, masked=True).filled(np.nan)
-                        blocks = {pol: normlim(v, factor, proc.lower_signal_value) for pol, v in blocks.items()}
-                    if gamma_area is not None:
-                        ratio = gamma_area.read(1, window=window, masked=True).filled(np.nan)
-                        blocks = {pol: flatten(v, ratio, proc.lower_signal_value) for pol, v in blocks.items()}
-                    for pol in pols:
-                        writers[pol].write(blocks[pol], window)
-        written = [str(path) for _, path in job.outputs]
+        for r0 in range(0, out.rows, block_rows):
+            for c0 in range(0, out.cols, block_cols):
+                h, w = min(block_rows, out.rows - r0), min(block_cols, out.cols - c0)
+                blocks = _block(slices, job.polarisations, out, r0, c0, h, w, context)
+                if blocks is None:
+                    continue
+                window = Window(c0, r0, w, h)
+                if sin_lia is not None:
+                    factor = sin_lia.read(1, window=window, masked=True).filled(np.nan)
+                    blocks = {pol: normlim(v, factor, proc.lower_signal_value) for pol, v in blocks.items()}
+                if gamma_area is not None:
+                    ratio = gamma_area.read(1, window=window, masked=True).filled(np.nan)
+                    blocks = {pol: flatten(v, ratio, proc.lower_signal_value) for pol, v in blocks.items()}
+                for pol, values in blocks.items():
+                    writers[pol].write(values, window)
+    written = [image.path for image in job.images]
     logger.info("%s: wrote %s", job.tile, ", ".join(Path(p).name for p in written))
     return written
 
 
-def _block(products, models, footprints, cuts, caches, pols, catalog, geoid, tile, transform, r0, c0, h, w,
-           settings):
-    """Merged values of every polarisation over one block, or None when no slice touches it.
-
-    The SAR window of (slice ``i``, ``pol``) is read from ``caches[i, pol]`` (an open calibrated
-    file) when there, else calibrated here with the border cut ``cuts[i, pol]``.
-    """
-    proc = settings.processing
+def _block(slices: list[_Slice], pols: tuple[str, ...], out: OutputGrid, r0: int, c0: int, h: int, w: int,
+           context: Context) -> dict[str, np.ndarray] | None:
+    """Merged values of every polarisation over one block, or None when no slice touches it."""
+    proc = context.processing
+    transform = out.transform
     x0, y0 = transform @ (c0, r0)
     x1, y1 = transform @ (c0 + w, r0 + h)
     area = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-    active = [i for i, fp in enumerate(footprints) if fp.intersects(area)]
+    active = [s for s in slices if s.footprint.intersects(area)]
     if not active:
         return None
     block_transform = transform @ Affine.translation(c0, r0)
-    dem = catalog.heights_on_grid(tile.crs, block_transform, (h, w))
+    dem = context.dem.heights_on_grid(out.crs, block_transform, (h, w))
     res = transform.a
     centres = (area.bounds[0] + res / 2, area.bounds[1] + res / 2, area.bounds[2] - res / 2, area.bounds[3] - res / 2)
     method = proc.orthorectification_interpolation_method
-    lut = _radiometric_lut(proc.calibration)
     merged = np.zeros((len(pols), h, w), dtype=np.float32)  # one band per polarisation
-    for n, i in enumerate(active):
+    for n, s in enumerate(active):
         needed = None
         if n:  # a later slice only fills the pixels earlier ones left at 0
             needed = (merged == 0).any(axis=0)
             if not needed.any():
                 break
-        product = products[i]
         step = max(proc.orthorectification_gridspacing, MIN_NODE_PIXELS * res)
-        geometry = GeometryGrid.compute(models[i], geoid, tile.crs, centres, step,
+        geometry = GeometryGrid.compute(s.model, context.geoid, out.crs, centres, step,
                                         (float(np.min(dem)), float(np.max(dem))))
         lines, pixels = geometry.sar_positions(transform, r0, c0, dem)
         if needed is not None:
             lines[~needed] = np.nan  # not sampled, and outside the SAR window
-        window = sar_window(lines, pixels, product.shape, margin(method))
+        window = sar_window(lines, pixels, s.product.shape, margin(method))
         if window is None:
             continue
         values = np.empty((len(pols), window[2], window[3]), dtype=np.float32)
         for k, pol in enumerate(pols):
-            if (i, pol) in caches:
-                caches[i, pol].read(1, window=as_window(window), out=values[k])
-                continue
-            calibrate(product, pol, window, calibration=lut, remove_thermal_noise=proc.remove_thermal_noise,
-                      lower_signal_value=proc.lower_signal_value, border_cut=cuts[i, pol], out=values[k])
-        sample(values, window[0], window[1], product.shape, lines, pixels, method,
+            s.read(pol, window, values[k], context)
+        sample(values, window[0], window[1], s.product.shape, lines, pixels, method,
                floor=proc.lower_signal_value, out=merged)
     return {pol: merged[k] for k, pol in enumerate(pols)}
-
-
-def _radiometric_lut(calibration: str) -> str:
-    """The calibration LUT behind a ``[Processing] calibration`` value."""
-    if calibration in ("sigma", "beta", "gamma", "dn"):
-        return calibration
-    if calibration == "normlim":  # beta0, multiplied by sin(LIA) once on the tile grid
-        return "beta"
-    if calibration == "gamma_naught_rtc":  # gamma0 on the ellipsoid, divided by the gamma area ratio on the tile grid
-        return "gamma"
-    raise NotImplementedError(f"calibration {calibration!r} is not supported by the native engine yet")

@@ -17,6 +17,13 @@ Border cut (what S1Tiling does with OTB ResetMargin): the first (last) 1600 line
 to 0 when line 100 (line ``lines - 100``) holds more than 2000 zero pixels; for IPF < 2.90
 the first and last 1000 samples are set to 0 as well. :func:`border_cut_params` decides it
 once per product (it reads those two lines); :meth:`BorderCut.apply` applies it to any window.
+
+Terrain corrections applied on the tile grid (the maps come from :mod:`s1tiling.incidence` and
+:mod:`s1tiling.terrain_flattening`):
+
+- NORMLIM (S1Tiling's ``ApplyLIACalibration``): sigma0_NORMLIM = beta0 x sin(LIA), no-data (0)
+  where beta0 or sin(LIA) is no-data, at least ``lower_signal_value`` elsewhere (:func:`normlim`);
+- gamma0 RTC (Small 2011): gamma0 / gamma area ratio, no-data in shadow (:func:`flatten`).
 """
 from __future__ import annotations
 
@@ -29,6 +36,9 @@ from .s1.luts import NoiseLUTs, WindowAzimuthNoise
 from .s1.product import Product, as_window
 
 LOWER_SIGNAL_VALUE = 1e-7
+#: Below this gamma area ratio (the gamma area of about 1 m^2 in a flat 10 m pixel, S1Tiling's
+#: ``min_gamma_area``) a pixel is in shadow: gamma0 RTC is no-data there.
+MIN_GAMMA_AREA = 0.01
 
 #: Border cut parameters, as in S1Tiling.
 AZIMUTH_CUT_LINES = 1600
@@ -205,3 +215,29 @@ __all__ = [
     "calibrate_dn",
     "LOWER_SIGNAL_VALUE",
 ]
+
+
+def radiometric_lut(calibration: str) -> str:
+    """The calibration LUT behind a ``[Processing] calibration`` value."""
+    if calibration in ("sigma", "beta", "gamma", "dn"):
+        return calibration
+    if calibration == "normlim":  # beta0, multiplied by sin(LIA) once on the tile grid
+        return "beta"
+    if calibration == "gamma_naught_rtc":  # gamma0 on the ellipsoid, divided by the gamma area ratio on the tile grid
+        return "gamma"
+    raise NotImplementedError(f"calibration {calibration!r} is not supported by the native engine yet")
+
+
+def normlim(beta: np.ndarray, sin_lia: np.ndarray, lower_signal_value: float) -> np.ndarray:
+    """sigma0 NORMLIM = beta0 x sin(LIA): 0 where beta0 is 0 or sin(LIA) is NaN (no-data), at
+    least ``lower_signal_value`` elsewhere."""
+    valid = (beta != 0) & np.isfinite(sin_lia)
+    return np.where(valid, np.maximum(beta * np.where(valid, sin_lia, 0), lower_signal_value), 0).astype(np.float32)
+
+
+def flatten(gamma: np.ndarray, ratio: np.ndarray, lower_signal_value: float) -> np.ndarray:
+    """gamma0 RTC = gamma0 / gamma area ratio: 0 (no-data) where gamma0 is 0 or the ratio is NaN
+    (no-data) or below ``MIN_GAMMA_AREA`` (shadow), at least ``lower_signal_value`` elsewhere."""
+    valid = (gamma != 0) & (ratio >= MIN_GAMMA_AREA)  # False for NaN
+    flattened = gamma / np.where(valid, ratio, 1.0)
+    return np.where(valid, np.maximum(flattened, lower_signal_value), 0).astype(np.float32)

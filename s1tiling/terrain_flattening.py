@@ -32,7 +32,7 @@ radar 0 (no illuminated area: no-data); tilts along the track leave it at 1.
 
 gamma0 RTC = gamma0 / map (gamma0 calibrated with ESA's gamma LUT on the ellipsoid, i.e.
 beta0 tan(IA)): on flat terrain the gamma area of a cell is A_beta / tan(IA), so this is
-Small's beta0 A_beta / A_gamma exactly; pixels whose map value is below ``MIN_GAMMA_AREA``
+Small's beta0 A_beta / A_gamma exactly; pixels whose map value is below :data:`~s1tiling.radiometry.MIN_GAMMA_AREA`
 (shadow) are no-data.
 
 S1Tiling (>= 1.1: ``S1GammaAreaMap``, docs "gamma0_T RTC data flow"; OTB applications
@@ -44,7 +44,7 @@ which equals beta0 A_beta / A_gamma. Deviations: the map is a ratio to the ellip
 independent of the S1 pixel size), so S1Tiling's GAMMA_AREA files and these are not
 interchangeable; it is computed on the tile grid at the output resolution with radar cells of
 ``BIN_PIXELS`` output pixels (not the S1 image's pixels); ``min_gamma_area`` (1 m^2, about 1 % of
-a 10 m pixel) becomes ``MIN_GAMMA_AREA`` (a ratio); ``calibration_factor``, ``distribute_area``
+a 10 m pixel) becomes :data:`~s1tiling.radiometry.MIN_GAMMA_AREA` (a ratio); ``calibration_factor``, ``distribute_area``
 and ``*_margin_ratio`` are not read. Not modelled: the occlusion of slopes that face the radar
 behind a higher ridge (they count as illuminated), and layover reaching farther than ``MARGIN``.
 """
@@ -61,11 +61,12 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.windows import Window
 
+from .context import Context
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
-from .geometry.geocoding import predict_time, zero_doppler
-from .geometry.geoid import Geoid, find_geoid
 from .geometry.orbit import orbit_state
-from .incidence import AngleMapJob, ZeroDopplerOrbit, dem_resampling, map_tags, pass_orbit, pixel_lonlat
+from .geometry.zero_doppler import ZeroDopplerOrbit, zero_doppler
+from .incidence import map_tags, pass_of, pixel_lonlat
+from .plan import MapJob
 from .writing import AtomicRasterWriter, creation_options_for, production_tags
 
 logger = logging.getLogger(__name__)
@@ -78,12 +79,8 @@ BIN_PIXELS = 2.5
 MARGIN = 4000.0
 #: Largest block of output pixels (per side) computed at once, margin not included.
 BLOCK_PIXELS = 1024
-#: Below this map value (the gamma area of about 1 m^2 in a flat 10 m pixel, S1Tiling's
-#: ``min_gamma_area``) a pixel is in shadow: gamma0 RTC is no-data there.
-MIN_GAMMA_AREA = 0.01
 #: Facets up to this many cells beyond the ends of the orbit are projected too (extrapolated).
 ORBIT_REACH = 4
-_CHUNK = 2048  # facets per parallel task of the zero-Doppler kernel
 _DESCRIPTION = "gamma area ratio (terrain / ellipsoid) on S2 grid"
 
 
@@ -132,9 +129,10 @@ def gamma_area_ratio(orbit: ZeroDopplerOrbit, crs, transform, heights: np.ndarra
     count = rows * cols
     coords = np.empty((count, 2))
     gamma_areas, references = np.empty(count), np.empty(count)
-    _radar_geometry(np.ascontiguousarray(points[1:-1, 1:-1]).reshape(-1, 3), areas.reshape(-1, 3),
-                    normals.reshape(-1, 3), orbit.first_guess, orbit.arrays, *orbit.time_range, bins.dt, bins.dr,
-                    coords, gamma_areas, references)
+    centres = np.ascontiguousarray(points[1:-1, 1:-1]).reshape(-1, 3)
+    times, satellites = orbit.solve(centres)
+    _radar_geometry(centres, areas.reshape(-1, 3), normals.reshape(-1, 3), times, satellites, orbit.arrays,
+                    *orbit.time_range, bins.dt, bins.dr, coords, gamma_areas, references)
     interior = np.zeros((rows, cols), dtype=bool)
     interior[margin - 1:rows - margin + 1, margin - 1:cols - margin + 1] = True
     interior = interior.ravel()
@@ -156,37 +154,34 @@ def _cells(coords: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
 
 
 @numba.njit(parallel=True, cache=True)
-def _radar_geometry(points, areas, normals, t_start, orbit, t_min, t_max, dt, dr, coords, gamma_areas, references):
-    """Per facet: cell coordinates (t / dt, r / dr), illuminated gamma area max(0, a . l) and the
-    ellipsoid's gamma area per cell. The latter is NaN where the zero-Doppler time is not within
-    the orbit; the others too beyond ``ORBIT_REACH`` cells more (the cells of the last valid pixels
-    receive all their facets: the orbit is extrapolated by a fraction of a second there)."""
+def _radar_geometry(points, areas, normals, times, satellites, orbit, t_min, t_max, dt, dr, coords, gamma_areas,
+                    references):
+    """Per facet, from its zero-Doppler time and satellite position: cell coordinates (t / dt,
+    r / dr), illuminated gamma area max(0, a . l) and the ellipsoid's gamma area per cell. The
+    latter is NaN where the zero-Doppler time is not within the orbit; the others too beyond
+    ``ORBIT_REACH`` cells more (the cells of the last valid pixels receive all their facets: the
+    orbit is extrapolated by a fraction of a second there)."""
     node_times, origins, scales, coefs = orbit
-    count = points.shape[0]
     reach = ORBIT_REACH * dt
-    for chunk in numba.prange((count + _CHUNK - 1) // _CHUNK):
-        before_last = last = np.nan
-        for i in range(chunk * _CHUNK, min(count, (chunk + 1) * _CHUNK)):
-            px, py, pz = points[i, 0], points[i, 1], points[i, 2]
-            guess = predict_time(t_start, before_last, last)
-            t, sx, sy, sz = zero_doppler(px, py, pz, guess, node_times, origins, scales, coefs)
-            before_last, last = last, t
-            if not (t_min - reach <= t <= t_max + reach):  # also NaN
-                coords[i, 0] = coords[i, 1] = gamma_areas[i] = references[i] = np.nan
-                continue
-            _, v, acc = orbit_state(t, node_times, origins, scales, coefs)
-            r = math.sqrt((sx - px) ** 2 + (sy - py) ** 2 + (sz - pz) ** 2)
-            lx, ly, lz = (sx - px) / r, (sy - py) / r, (sz - pz) / r
-            # grad(t / dt) = V / ((V.V - (P - S).A) dt), with P - S = -r l
-            k = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2] + r * (lx * acc[0] + ly * acc[1] + lz * acc[2])) * dt
-            gx, gy, gz = v[0] / k, v[1] / k, v[2] / k
-            # c = grad(t / dt) x grad(r / dr) (the sign of grad r does not matter)
-            cx, cy, cz = (gy * lz - gz * ly) / dr, (gz * lx - gx * lz) / dr, (gx * ly - gy * lx) / dr
-            nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
-            references[i] = (nx * lx + ny * ly + nz * lz) / abs(nx * cx + ny * cy + nz * cz) \
-                if t_min <= t <= t_max else np.nan
-            gamma_areas[i] = max(0.0, areas[i, 0] * lx + areas[i, 1] * ly + areas[i, 2] * lz)
-            coords[i, 0], coords[i, 1] = t / dt, r / dr
+    for i in numba.prange(points.shape[0]):
+        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
+        t, sx, sy, sz = times[i], satellites[i, 0], satellites[i, 1], satellites[i, 2]
+        if not (t_min - reach <= t <= t_max + reach):  # also NaN
+            coords[i, 0] = coords[i, 1] = gamma_areas[i] = references[i] = np.nan
+            continue
+        _, v, acc = orbit_state(t, node_times, origins, scales, coefs)
+        r = math.sqrt((sx - px) ** 2 + (sy - py) ** 2 + (sz - pz) ** 2)
+        lx, ly, lz = (sx - px) / r, (sy - py) / r, (sz - pz) / r
+        # grad(t / dt) = V / ((V.V - (P - S).A) dt), with P - S = -r l
+        k = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2] + r * (lx * acc[0] + ly * acc[1] + lz * acc[2])) * dt
+        gx, gy, gz = v[0] / k, v[1] / k, v[2] / k
+        # c = grad(t / dt) x grad(r / dr) (the sign of grad r does not matter)
+        cx, cy, cz = (gy * lz - gz * ly) / dr, (gz * lx - gx * lz) / dr, (gx * ly - gy * lx) / dr
+        nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
+        references[i] = (nx * lx + ny * ly + nz * lz) / abs(nx * cx + ny * cy + nz * cz) \
+            if t_min <= t <= t_max else np.nan
+        gamma_areas[i] = max(0.0, areas[i, 0] * lx + areas[i, 1] * ly + areas[i, 2] * lz)
+        coords[i, 0], coords[i, 1] = t / dt, r / dr
 
 
 @numba.njit(cache=True)
@@ -229,34 +224,30 @@ def _gather(coords, origin_t, origin_r, cells, out):
         out[i] = total
 
 
-def produce_gamma_area(job: AngleMapJob, settings) -> list[str]:
+def produce_gamma_area(job: MapJob, context: Context) -> list[str]:
     """Compute and write the gamma area map of ``job`` (family ``GAMMA_AREA``); return its path."""
-    from .production import dem_catalog, output_grid
-
-    proc = settings.processing
+    proc = context.processing
     resolution = proc.output_spatial_resolution
-    tile, transform, rows, cols = output_grid(settings, job.tile)
-    products, orbit = pass_orbit(job, settings)
-    bins = RadarBins.for_grid(orbit, tile.crs, transform, (rows, cols))
-    catalog = dem_catalog(settings)
-    geoid = Geoid(find_geoid(settings.paths.geoid_file))
-    resampling = dem_resampling(proc.dem_warp_resampling_method)
+    out = context.output_grid(job.tile)
+    transform, rows, cols = out.transform, out.rows, out.cols
+    products, orbit = pass_of(job, context)
+    bins = RadarBins.for_grid(orbit, out.crs, transform, (rows, cols))
     margin = math.ceil(MARGIN / resolution + 4 * BIN_PIXELS) + 1  # the layover reach and two cells
     (_, path), = job.outputs
     dtype, options = creation_options_for("gamma_area", proc.creation_options)
     nodata = proc.nodata.get("RTC")
     nodata = 0.0 if nodata is None else float(nodata)
-    tags = {**map_tags(job, products, orbit, settings), "DATA_TYPE": _DESCRIPTION.removesuffix(" on S2 grid"),
-            "DEM_INFO": settings.paths.dem_info, **production_tags(_DESCRIPTION)}
+    tags = {**map_tags(job, products, orbit, context), "DATA_TYPE": _DESCRIPTION.removesuffix(" on S2 grid"),
+            "DEM_INFO": context.settings.paths.dem_info, **production_tags(_DESCRIPTION)}
     row_blocks, col_blocks = _blocks(rows), _blocks(cols)
-    with AtomicRasterWriter(path, crs=tile.crs, transform=transform, width=cols, height=rows, dtype=dtype,
+    with AtomicRasterWriter(path, crs=out.crs, transform=transform, width=cols, height=rows, dtype=dtype,
                             nodata=nodata, creation_options=options, tags=tags) as writer:
         for r0, h in row_blocks:
             for c0, w in col_blocks:
                 bordered = transform @ Affine.translation(c0 - margin, r0 - margin)
-                heights = catalog.heights_on_grid(tile.crs, bordered, (h + 2 * margin, w + 2 * margin), resampling,
-                                                  geoid=geoid)
-                ratio = gamma_area_ratio(orbit, tile.crs, bordered, heights, margin, bins)
+                heights = context.dem.heights_on_grid(out.crs, bordered, (h + 2 * margin, w + 2 * margin),
+                                                      context.dem_resampling, geoid=context.geoid)
+                ratio = gamma_area_ratio(orbit, out.crs, bordered, heights, margin, bins)
                 writer.write(np.where(np.isnan(ratio), nodata, ratio), Window(c0, r0, w, h))
     logger.info("%s orbit %03d: wrote %s", job.tile, job.orbit, Path(path).name)
     return [path]
@@ -267,11 +258,3 @@ def _blocks(size: int) -> list[tuple[int, int]]:
     count = -(-size // BLOCK_PIXELS)
     length = -(-size // count)
     return [(start, min(length, size - start)) for start in range(0, size, length)]
-
-
-def flatten(gamma: np.ndarray, ratio: np.ndarray, lower_signal_value: float) -> np.ndarray:
-    """gamma0 RTC = gamma0 / gamma area ratio: 0 (no-data) where gamma0 is 0 or the ratio is NaN
-    (no-data) or below ``MIN_GAMMA_AREA`` (shadow), at least ``lower_signal_value`` elsewhere."""
-    valid = (gamma != 0) & (ratio >= MIN_GAMMA_AREA)  # False for NaN
-    flattened = gamma / np.where(valid, ratio, 1.0)
-    return np.where(valid, np.maximum(flattened, lower_signal_value), 0).astype(np.float32)

@@ -17,7 +17,7 @@ import uuid
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import rasterio
@@ -26,7 +26,8 @@ from rasterio.windows import Window
 
 from . import __version__
 from .errors import ConfigurationError, OutputDiskFullError
-from .naming import CALIBRATION_TYPE, TileProduct, as_utc
+from .naming import CALIBRATION_TYPE, TileProduct
+from .times import as_utc
 
 # ---------------------------------------------------------------------------
 # Creation options
@@ -216,6 +217,35 @@ class AtomicRasterWriter:
                     raise
                 return False
         return stack.__exit__(exc_type, exc, tb)
+
+
+def write_like(source: str | os.PathLike, out: str | os.PathLike,
+               compute: Callable[[np.ndarray, int, int], np.ndarray], *, tags: Callable[[dict], Mapping[str, str]],
+               dtype: str, creation_options: Mapping[str, str], nodata: float | None, halo: int = 0,
+               strip_rows: int = 1024, read_from: str | os.PathLike | None = None) -> Path:
+    """Write ``out`` atomically on the grid of the one-band raster ``source``, strip by strip.
+
+    Each strip (rows ``top`` to ``bottom``) is ``compute(values, above, below)``, ``values`` being
+    the rows of ``read_from`` (default: ``source``, which must have the same grid) from
+    ``top - halo`` to ``bottom + halo`` clipped to the image, ``above`` and ``below`` the rows of
+    it outside the strip. ``tags`` makes the output's tags from the source's.
+    """
+    with ExitStack() as stack:
+        src = stack.enter_context(rasterio.open(source))
+        data = stack.enter_context(rasterio.open(read_from)) if read_from is not None else src
+        if (data.height, data.width) != (src.height, src.width) or not data.transform.almost_equals(src.transform,
+                                                                                                   1e-6):
+            raise ValueError(f"{read_from} is on grid {data.transform} {data.width}x{data.height}, "
+                             f"not on that of {source}: {src.transform} {src.width}x{src.height}")
+        writer = stack.enter_context(AtomicRasterWriter(
+            out, crs=src.crs, transform=src.transform, width=src.width, height=src.height, dtype=dtype,
+            nodata=nodata, creation_options=creation_options, tags=tags(src.tags())))
+        for top in range(0, src.height, strip_rows):
+            bottom = min(top + strip_rows, src.height)
+            read_top, read_bottom = max(0, top - halo), min(src.height, bottom + halo)
+            values = data.read(1, window=Window(0, read_top, src.width, read_bottom - read_top))
+            writer.write(compute(values, top - read_top, read_bottom - bottom), Window(0, top, src.width, bottom - top))
+    return Path(out)
 
 
 def cleanup_stale_temporaries(folder: str | os.PathLike, max_age_hours: float = 24.0) -> list[Path]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from s1tiling import grid
-from s1tiling.synthetic import make_safe, write_zero_geoid
-from s1tiling.testing import build_product, write_dem_folder
+from s1tiling.samples.synthetic import make_safe, write_zero_geoid
+from s1tiling.samples.testing import build_product, write_dem_folder
 
 SYNTHETIC_TILE = "31TEL"
 SYNTHETIC_DAY = "2021-08-09"

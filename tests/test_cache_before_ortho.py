@@ -1,6 +1,6 @@
 """``--cache-before-ortho``: calibrated products cached in {tmp}/S1, same tile images, reused.
 
-Runs on synthetic products (s1tiling.synthetic), so it needs no shared reference data.
+Runs on synthetic products (s1tiling.samples.synthetic), so it needs no shared reference data.
 """
 from __future__ import annotations
 

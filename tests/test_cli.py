@@ -88,10 +88,17 @@ def test_dry_run_prints_tiles_and_dates(tmp_path, capsys):
 def test_options_reach_the_pipeline(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_run(settings, *, dry_run=False, cache_before_ortho=False, maps=None):
-        seen.update(tiles=settings.processing.tiles, dry_run=dry_run, cache=cache_before_ortho, maps=maps)
+    def fake_run(settings, *, maps=None):
+        seen.update(tiles=settings.processing.tiles, dry_run=False, cache=settings.processing.cache_before_ortho,
+                    maps=maps)
         return 0
+
+    def fake_dry_run(settings, *, maps=None):
+        seen.update(tiles=settings.processing.tiles, dry_run=True, cache=settings.processing.cache_before_ortho,
+                    maps=maps)
+        return "plan"
     monkeypatch.setattr(pipeline, "run", fake_run)
+    monkeypatch.setattr(pipeline, "dry_run", fake_dry_run)
     assert cli.main([str(write_request(tmp_path)), "--cache-before-ortho"]) == 0
     assert seen == {"tiles": ("33NWB",), "dry_run": False, "cache": True, "maps": None}
     assert cli.lia_main([str(write_request(tmp_path)), "--dry-run"]) == 0

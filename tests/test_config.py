@@ -106,7 +106,7 @@ def test_values_are_typed_and_normalised(tmp_path):
         "Processing": {"tiles": " t33nwb, 31TCH 33NWB", "calibration": "NormLim", "mode": "debug logging",
                        "output_spatial_resolution": "20.", "override_azimuth_cut_threshold_to": "False",
                        "orthorectification_interpolation_method": "linear", "ia_maps_to_produce": "deg, tan",
-                       "nodata.IA": "-32768", "nodata.lia": "0", "engine": "OTB",
+                       "nodata.IA": "-32768", "nodata.lia": "0", "engine": "Native",
                        "fname_fmt.concatenation": "{tile_name}_{orbit}.tif",
                        "dname_fmt.tiled": "{out_dir}/{tile_name}",
                        "creation_options.mask": "uint8 COMPRESS=DEFLATE",
@@ -125,7 +125,7 @@ def test_values_are_typed_and_normalised(tmp_path):
     assert ds.orbit_direction == "DES" and ds.relative_orbit_list == (7, 80)
     assert ds.roi_by_tiles == ("33NWB",) and ds.tile_to_product_overlap_ratio == 50.5
     assert ds.nb_parallel_downloads == 3  # deprecated [DataSource] nb_parallel_processes
-    assert p.tiles == ("33NWB", "31TCH") and p.calibration == "normlim" and p.engine == "otb"
+    assert p.tiles == ("33NWB", "31TCH") and p.calibration == "normlim" and p.engine == "native"
     assert p.mode == frozenset({"debug", "logging"}) and p.output_spatial_resolution == 20.0
     assert p.override_azimuth_cut_threshold_to is False
     assert p.orthorectification_interpolation_method == "linear" and p.ia_maps_to_produce == ("deg", "tan")

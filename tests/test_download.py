@@ -77,7 +77,7 @@ def catalogue(real_safes, tmp_path_factory):
     Plus ``S1B_GREECE``: the Greece product renamed as an S1B one, to tell the platform
     filter from the polarisation one (the only real non-S1A product is HH-HV).
     """
-    build_product = pytest.importorskip("s1tiling.testing").build_product
+    build_product = pytest.importorskip("s1tiling.samples.testing").build_product
     out = tmp_path_factory.mktemp("zips")
     products = {safe.name[:-5]: (build_product(safe, out, zipped=True, size_override=(8, 8)).read_bytes(),
                                  _manifest_facts(safe)) for safe in real_safes}

@@ -47,7 +47,7 @@ def _footprint(s1_dir: Path, name: str) -> Polygon:
 @pytest.fixture(scope="session")
 def full_zips(s1_dir, tmp_path_factory):
     """name -> zipped SAFE bytes, measurements at their annotated size (constant DN, small zips)."""
-    from s1tiling.testing import build_product
+    from s1tiling.samples.testing import build_product
 
     out = tmp_path_factory.mktemp("full-zips")
     return {name: build_product(s1_dir / f"{name}.SAFE", out, zipped=True).read_bytes() for name in GERMANY}

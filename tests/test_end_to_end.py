@@ -42,7 +42,7 @@ from e2e_helpers import (Egm96, VectorLUT, annotation_file, blob_content, centro
 from s1tiling import grid
 from s1tiling.cli import main
 from s1tiling.s1.product import open_product
-from s1tiling.testing import build_product
+from s1tiling.samples.testing import build_product
 
 GERMANY = ("S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB",
            "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768")

@@ -1,6 +1,6 @@
 """Speckle-filtered products through the CLI, with and without keeping the unfiltered images.
 
-Runs on synthetic products (s1tiling.synthetic), so it needs no shared reference data.
+Runs on synthetic products (s1tiling.samples.synthetic), so it needs no shared reference data.
 """
 from __future__ import annotations
 

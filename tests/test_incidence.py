@@ -18,11 +18,14 @@ from pyproj import Transformer
 from shapely.ops import unary_union
 
 from s1tiling import cli, config, grid, logs
-from s1tiling.incidence import ZeroDopplerOrbit, lia_cosines
-from s1tiling.production import TileJob, produce
-from s1tiling.s1.annotation import seconds_since
+from s1tiling.context import Context, pass_orbit
+from s1tiling.incidence import lia_cosines
+from s1tiling.naming import TileProduct
+from s1tiling.plan import TileImage, TileJob
+from s1tiling.production import produce
+from s1tiling.times import seconds_since
 from s1tiling.s1.product import open_product
-from s1tiling.testing import write_dem_folder
+from s1tiling.samples.testing import write_dem_folder
 from request_files import GERMANY_SLICES, germany_map_inputs, write_request
 
 SLICES = GERMANY_SLICES
@@ -191,7 +194,7 @@ def block(inputs):
     corner = transform @ Affine.translation(round(col[middle]) - size // 2 - 1, round(row[middle]) - size // 2 - 1)
     xs, ys = corner @ np.meshgrid(np.arange(size + 2) + 0.5, np.arange(size + 2) + 0.5)
     lon, lat = Transformer.from_crs(tile.crs, "EPSG:4326", always_xy=True).transform(xs, ys)
-    orbit = ZeroDopplerOrbit.of_pass(products)
+    orbit = pass_orbit(products)
     return orbit, products[1].sar_model("VV"), tile.crs, corner, (xs - xs.mean(), ys - ys.mean()), lat, lon, away
 
 
@@ -283,7 +286,10 @@ def test_normlim_tile_is_beta_times_sin_lia(inputs):
     settings = config.load_config(cfg)
     settings = replace(settings, processing=replace(settings.processing, calibration="beta"))
     beta_path = root / "beta.tif"
-    produce(TileJob(NORMLIM_TILE, (str(root / "pixels" / SLICES[1]),), (("VV", str(beta_path)),)), settings)
+    product = root / "pixels" / SLICES[1]
+    image = TileImage("VV", TileProduct("s1a", NORMLIM_TILE, "vv", "ASC", 117, (open_product(product).start_time,),
+                                        "beta"), str(beta_path))
+    produce(TileJob(NORMLIM_TILE, (str(product),), (image,)), Context(settings))
     beta = _read(beta_path)[0]
     sin_lia = _read(sin_lia_path)[0]
     covered = beta > 0
@@ -298,7 +304,7 @@ def test_gamma_naught_rtc_is_refused_by_the_otb_engine_before_any_work(inputs, c
     root, geoid = inputs
     cfg = _request(root, geoid, "rtc", "metadata", TILE, calibration="gamma_naught_rtc", engine="otb")
     assert cli.main([str(cfg)]) == 72
-    assert "calibration = gamma_naught_rtc: not supported" in capsys.readouterr().err
+    assert "calibration = 'gamma_naught_rtc': not supported by the otb engine" in capsys.readouterr().err
     assert not (root / "rtc" / TILE).exists()
 
 

@@ -1,7 +1,7 @@
 """The OTB engine (``[Processing] engine = otb``) cross-checked against the native engine.
 
 Both engines run the whole chain through the command line on the same test products and DEM.
-Products: real ESA annotations, pixels synthesised by :func:`s1tiling.testing.build_product`
+Products: real ESA annotations, pixels synthesised by :func:`s1tiling.samples.testing.build_product`
 (a constant DN with Gaussian bright targets at known SAR positions, VV only):
 
 - the 2021 France slice (IPF 3.31, range and azimuth noise vectors) onto 31TFM, 20 % covered:
@@ -37,12 +37,13 @@ from shapely.geometry import Point
 from shapely.ops import unary_union
 
 from s1tiling import cli, grid, logs
+from s1tiling.context import Context
 from s1tiling.engines import otb
 from s1tiling.engines.otb_production import _dem_folder, _margins_in_region
 from s1tiling.geometry.dem import DemCatalog
 from s1tiling.radiometry import BorderCut
 from s1tiling.s1.product import open_product
-from s1tiling.testing import build_product
+from s1tiling.samples.testing import build_product
 
 PRODUCTS = (
     "S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8",
@@ -378,7 +379,7 @@ def test_dem_folder_holds_only_the_tiles_needed(tmp_path, how):
         (dem / f"{name}.hgt").write_bytes(name.encode())
     paths = SimpleNamespace(dem_dir=dem, dem_format="{id}.hgt", dem_database=None)
     settings = SimpleNamespace(paths=paths, processing=SimpleNamespace(cache_dem_by=how))
-    folder = _dem_folder(settings, grid.tile(FRANCE_TILE), tmp_path / "run" / "dem")
+    folder = _dem_folder(Context(settings), grid.tile(FRANCE_TILE), tmp_path / "run" / "dem")
     assert sorted(p.name for p in folder.iterdir()) == ["N45E004.hgt", "N45E005.hgt", "N46E004.hgt"]
     for link in folder.iterdir():
         assert link.is_symlink() == (how == "symlink")

@@ -23,9 +23,10 @@ from s1tiling.errors import MissingApplicationError
 from s1tiling.engines import otb
 from s1tiling.radiometry import LOWER_SIGNAL_VALUE
 from s1tiling.radiometry import calibrate as native_calibrate
-from s1tiling.s1.annotation import SPEED_OF_LIGHT, seconds_since
+from s1tiling.s1.annotation import SPEED_OF_LIGHT
+from s1tiling.times import seconds_since
 from s1tiling.s1.product import open_product
-from s1tiling.testing import build_product
+from s1tiling.samples.testing import build_product
 
 OLD = "S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB"  # IPF 2.36
 OLD_DEM = "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768"  # 2.36, over N50E010

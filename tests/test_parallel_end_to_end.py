@@ -17,7 +17,7 @@ from shapely.ops import unary_union
 
 from request_files import write_request
 from s1tiling import cli, grid
-from s1tiling.testing import build_product, write_dem_folder
+from s1tiling.samples.testing import build_product, write_dem_folder
 
 PRODUCTS = (
     "S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB.SAFE",

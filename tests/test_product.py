@@ -13,7 +13,7 @@ from shapely.geometry import MultiPolygon
 
 from s1tiling import open_product
 from s1tiling.errors import ProductError
-from s1tiling.testing import build_product, corrupt, zip_safe
+from s1tiling.samples.testing import build_product, corrupt, zip_safe
 
 UTC = dt.timezone.utc
 

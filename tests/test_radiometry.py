@@ -13,7 +13,7 @@ import pytest
 
 from s1tiling import open_product
 from s1tiling.radiometry import BorderCut, border_cut_params, calibrate, calibrate_dn
-from s1tiling.testing import build_product
+from s1tiling.samples.testing import build_product
 
 OLD_NOISE = "S1A_IW_GRDH_1SDV_20150203T043109_20150203T043134_004454_00574F_6D00"  # IPF 2.70, noiseVector
 ZERO_NOISE = "S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB"  # IPF 2.36, all zero

@@ -1,4 +1,4 @@
-"""Synthetic metadata-only products (s1tiling.synthetic) and the demo without reference data.
+"""Synthetic metadata-only products (s1tiling.samples.synthetic) and the demo without reference data.
 
 These tests need no shared data. Expected values come from the request itself, from the
 annotated files read by hand (lxml), from pyproj's geodesics, or from the chain's own
@@ -15,15 +15,17 @@ import rasterio
 from lxml import etree
 from pyproj import Geod
 
-from s1tiling import cli, demo
+from s1tiling import cli
+from s1tiling.samples import demo
 from s1tiling.errors import MissingGeoidError
 from s1tiling.geometry.geoid import Geoid
 from s1tiling.geometry.sar_model import SarModel
 from s1tiling.radiometry import calibrate
-from s1tiling.s1.annotation import parse_annotation, seconds_since
+from s1tiling.s1.annotation import parse_annotation
+from s1tiling.times import seconds_since
 from s1tiling.s1.product import PRODUCT_NAME, open_product
-from s1tiling.synthetic import SLICE_OVERLAP_LINES, make_safe, write_zero_geoid
-from s1tiling.testing import build_product
+from s1tiling.samples.synthetic import SLICE_OVERLAP_LINES, make_safe, write_zero_geoid
+from s1tiling.samples.testing import build_product
 
 START = dt.datetime(2021, 8, 9, 17, 39, 53, 250000, tzinfo=dt.timezone.utc)
 SMALL = dict(lines=600, samples=800, pixel_spacing=40.0)
@@ -196,7 +198,7 @@ def test_demo_without_reference_data(tmp_path, monkeypatch):
 
     with monkeypatch.context() as patch:
         patch.setattr(demo, "find_reference_data", lambda: None)
-        patch.setattr("s1tiling.geometry.geoid.find_geoid", no_geoid)
+        patch.setattr(demo, "find_geoid", no_geoid)
         assert demo.main([str(tmp_path), "--resolution", "200"]) == 0
     config = tmp_path / "S1Processor.cfg"
     text = config.read_text()

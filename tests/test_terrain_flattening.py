@@ -26,12 +26,15 @@ from affine import Affine
 from pyproj import Transformer
 
 from s1tiling import cli, config, grid, logs
-from s1tiling.incidence import ZeroDopplerOrbit
-from s1tiling.production import TileJob, produce
-from s1tiling.s1.annotation import seconds_since
+from s1tiling.context import Context, pass_orbit
+from s1tiling.naming import TileProduct
+from s1tiling.plan import TileImage, TileJob
+from s1tiling.production import produce
+from s1tiling.times import seconds_since
 from s1tiling.s1.product import open_product
-from s1tiling.terrain_flattening import MIN_GAMMA_AREA, RadarBins, gamma_area_ratio
-from s1tiling.testing import write_dem_folder
+from s1tiling.radiometry import MIN_GAMMA_AREA
+from s1tiling.terrain_flattening import RadarBins, gamma_area_ratio
+from s1tiling.samples.testing import write_dem_folder
 from request_files import GERMANY_SLICES, germany_map_inputs, write_request
 
 SLICES = GERMANY_SLICES
@@ -119,7 +122,7 @@ def site(inputs):
     look = (satellite - point) / np.linalg.norm(satellite - point)
     return dict(x=x[k], y=y[k], h=g.height[k], point=point, satellite=satellite, velocity=velocity,
                 away=ground_direction(-look), along=ground_direction(velocity),
-                orbit=ZeroDopplerOrbit.of_pass(products), crs=tile.crs)
+                orbit=pass_orbit(products), crs=tile.crs)
 
 
 def _plane_map(site, slope, direction, size=41, margin=20):
@@ -237,7 +240,10 @@ def test_gamma_naught_rtc_tile(inputs):
     settings = config.load_config(cfg)
     settings = replace(settings, processing=replace(settings.processing, calibration="gamma"))
     gamma_path = root / "gamma.tif"
-    produce(TileJob(RTC_TILE, (str(root / "pixels" / SLICES[1]),), (("VV", str(gamma_path)),)), settings)
+    product = root / "pixels" / SLICES[1]
+    image = TileImage("VV", TileProduct("s1a", RTC_TILE, "vv", "ASC", 117, (open_product(product).start_time,),
+                                        "gamma"), str(gamma_path))
+    produce(TileJob(RTC_TILE, (str(product),), (image,)), Context(settings))
     gamma = _read(gamma_path)[0].astype(np.float64)
     ratio = _read(map_path)[0].astype(np.float64)
     valid = (gamma > 0) & (ratio >= MIN_GAMMA_AREA)

@@ -9,7 +9,7 @@ import pytest
 import rasterio
 
 from s1tiling import open_product
-from s1tiling.testing import build_product, corrupt, write_measurement, zip_safe
+from s1tiling.samples.testing import build_product, corrupt, write_measurement, zip_safe
 
 SMALL = "S1C_S4_GRDH_1SDH_20250118T171404_20250118T171421_000638_000538_4B8B"
 HH_TIFF = "measurement/s1c-s4-grd-hh-20250118t171404-20250118t171421-000638-000538-001.tiff"

@@ -20,7 +20,7 @@ from shapely.geometry import Point, Polygon, mapping
 from s1tiling import cli, grid
 from s1tiling.config import load_config
 from s1tiling.errors import ConfigurationError
-from s1tiling.testing import build_product, write_dem_folder
+from s1tiling.samples.testing import build_product, write_dem_folder
 
 FRANCE = "S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8"
 # MYTILE: a 50 km square in UTM 31N (EPSG:32631), its corners off ESA's 60 m lattice.

@@ -21,7 +21,8 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from .. import grid
-from ..discovery import coverage_percent, name_matches, parse_product_name, product_matches
+from ..discovery import coverage_percent, name_matches, product_matches
+from ..s1.names import parse_product_name, relative_orbit, strip_suffix
 from ..errors import DownloadError
 from .gateway import COLLECTION, open_gateway, redact
 from .request import DownloadRequest
@@ -31,9 +32,6 @@ logger = logging.getLogger(__name__)
 
 ONLINE = "succeeded"  # EODAG's order:status of a product that can be downloaded now
 
-#: Relative orbit = (absolute orbit - offset) % 175 + 1; used only when the provider gives none.
-#: S1C's offset comes from a real S1C manifest (absolute 638 -> relative 15).
-_ORBIT_OFFSET = {"S1A": 73, "S1B": 27, "S1C": 99}
 _PASS = {"ascending": "ASC", "descending": "DES"}
 
 
@@ -80,10 +78,7 @@ def split_antimeridian(geometry: BaseGeometry) -> BaseGeometry:
 
 def product_name(properties: dict) -> str:
     """The ESA product name of an EODAG product (its title or id, without .SAFE/.zip)."""
-    name = str(properties.get("title") or properties.get("id") or "")
-    for suffix in (".SAFE", ".zip"):
-        name = name.removesuffix(suffix)
-    return name
+    return strip_suffix(str(properties.get("title") or properties.get("id") or ""))
 
 
 def _relative_orbit(properties: dict, name: str, platform: str) -> int | None:
@@ -92,10 +87,7 @@ def _relative_orbit(properties: dict, name: str, platform: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         pass
-    if platform not in _ORBIT_OFFSET:
-        return None
-    absolute = int(name.split("_")[6])
-    return (absolute - _ORBIT_OFFSET[platform]) % 175 + 1
+    return relative_orbit(platform, int(name.split("_")[6]))
 
 
 def from_eodag(product) -> FoundProduct | None:

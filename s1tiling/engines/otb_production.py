@@ -1,6 +1,6 @@
 """Producing the S2 tile images of one pass with Orfeo ToolBox applications (``engine = otb``).
 
-The OTB counterpart of :func:`s1tiling.production.produce`: same :class:`~s1tiling.production.TileJob`,
+The OTB counterpart of :func:`s1tiling.production.produce`: same :class:`~s1tiling.plan.TileJob`,
 same output paths, grid and metadata (``ENGINE=otb``). For each polarisation and each slice of
 the pass (in time order)::
 
@@ -30,15 +30,15 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .. import grid
-from ..geometry.geoid import Geoid, find_geoid
+from ..context import Context
 from ..geometry.sar_model import SarModel
+from ..masks import mask_tags
 from ..ortho import GeometryGrid, sar_window
-from ..production import dem_catalog, tile_product
+from ..plan import TileJob
 from ..radiometry import BorderCut, border_cut_params
 from ..resampling import margin
 from ..s1.product import open_product
-from ..writing import AtomicRasterWriter, creation_options_for, derived_tags, sentinel_short, tile_metadata
+from ..writing import AtomicRasterWriter, creation_options_for, tile_metadata, write_like
 from . import otb
 
 logger = logging.getLogger(__name__)
@@ -55,29 +55,30 @@ REGION_MARGIN = 32
 COPY_ROWS = 1024
 
 
-def produce(job, settings) -> list[str]:
-    """Make the outputs of ``job`` (a :class:`~s1tiling.production.TileJob`) with OTB; return the paths written."""
+def produce(job: TileJob, context: Context) -> list[str]:
+    """Make the images of ``job`` with OTB; return the paths written."""
     otb.require_otb()
+    settings = context.settings
     proc = settings.processing
     if proc.calibration not in otb.CALIBRATIONS:
         raise NotImplementedError(f"calibration {proc.calibration!r} is not supported by the OTB engine")
-    tile = grid.for_settings(settings).tile(job.tile)
+    out = context.output_grid(job.tile)
+    tile, transform, rows, cols = out.tile, out.transform, out.rows, out.cols
     resolution = proc.output_spatial_resolution
-    rows, cols = tile.shape(resolution)
-    transform = tile.transform(resolution)
     ortho_grid = otb.OrthoGrid(tile.epsg, transform.c, transform.f, cols, rows, resolution)
     products = [open_product(p) for p in job.products]  # in time order: Synthetize keeps the first
-    geoid_file = find_geoid(settings.paths.geoid_file)
+    geoid_file = context.geoid_file
     dtype, creation_options = creation_options_for("tiled", proc.creation_options)
     Path(settings.paths.tmp).mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix=f"otb-{job.tile}-", dir=settings.paths.tmp))
     try:
-        dem_dir = _dem_folder(settings, tile, run_dir / "dem")
+        dem_dir = _dem_folder(context, tile, run_dir / "dem")
         options = otb.OtbOptions(threads=proc.nb_otb_threads, ram_mb=proc.ram_per_process, tmp_dir=run_dir)
-        geoid, heights = Geoid(geoid_file), _height_range(settings, tile)
+        geoid, heights = context.geoid, _height_range(context, tile)
         slices = [_Slice(p, run_dir / "safe", tile, geoid, heights, settings) for p in products]
         written = []
-        for pol, path in job.outputs:
+        for image in job.images:
+            pol, path = image.polarisation, image.path
             orthos = [otb.orthorectify(chain, ortho_grid, dem_dir, geoid_file,
                                        proc.orthorectification_gridspacing,
                                        proc.orthorectification_interpolation_method)
@@ -87,8 +88,7 @@ def produce(job, settings) -> list[str]:
                 merged = orthos[0] if len(orthos) == 1 else otb.synthetize(orthos)
                 result = merged.write(run_dir / f"{pol}.tif", options)
             tags = tile_metadata(
-                tile_product(products, job.tile, pol, proc.calibration),
-                input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
+                image.product, input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
                 noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
                 interpolator=proc.orthorectification_interpolation_method, spatial_resolution=resolution,
                 engine="otb", orbit_source="annotation", extra=settings.metadata,
@@ -130,10 +130,10 @@ class _Slice:
         return otb.reset_margin(chain, *margins) if any(margins) else chain
 
 
-def _height_range(settings, tile) -> tuple[float, float]:
+def _height_range(context: Context, tile) -> tuple[float, float]:
     """Lowest and highest DEM heights of the tile (coarse sample), widened by REGION_HEIGHT_MARGIN."""
     coarse = tile.transform(REGION_DEM_STEP)
-    heights = dem_catalog(settings).heights_on_grid(tile.crs, coarse, tile.shape(REGION_DEM_STEP))
+    heights = context.dem.heights_on_grid(tile.crs, coarse, tile.shape(REGION_DEM_STEP))
     return float(np.nanmin(heights)) - REGION_HEIGHT_MARGIN, float(np.nanmax(heights)) + REGION_HEIGHT_MARGIN
 
 
@@ -161,50 +161,44 @@ def _margins_in_region(cut: BorderCut, region):
     return top, bottom, left, right
 
 
-def _dem_folder(settings, tile, folder: Path) -> Path:
+def _dem_folder(context: Context, tile, folder: Path) -> Path:
     """A folder holding only the DEM tiles under ``tile``: links, or copies with ``cache_dem_by = copy``."""
-    catalog = dem_catalog(settings)
+    catalog = context.dem
     folder.mkdir(parents=True)
     for tid in catalog.tiles_for_region(tile.footprint):
         source = catalog.path(tid)
         if not source.is_file():  # the planner already stopped runs whose DEM is missing
             continue
         target = folder / source.name
-        if settings.processing.cache_dem_by == "copy":
+        if context.processing.cache_dem_by == "copy":
             shutil.copyfile(source, target)
         else:
             target.symlink_to(source.resolve())
     return folder
 
 
-def border_mask_file(source, out, creation_options, settings) -> Path:
+def border_mask_file(source, out, creation_options, context: Context) -> Path:
     """Write the border mask of the tile image ``source`` to ``out`` with OTB (BandMath, then
     BinaryMorphologicalOperation); ``creation_options`` is the ``(dtype, options)`` of masks.
     The mask keeps the image's metadata with ``IMAGE_TYPE=MASK``, as the native masks do."""
     otb.require_otb()
-    proc = settings.processing
+    proc = context.processing
     dtype, options = creation_options
-    Path(settings.paths.tmp).mkdir(parents=True, exist_ok=True)
-    run_dir = Path(tempfile.mkdtemp(prefix="otb-mask-", dir=settings.paths.tmp))
+    Path(context.settings.paths.tmp).mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="otb-mask-", dir=context.settings.paths.tmp))
     try:
         result = otb.border_mask(source).write(
             run_dir / "mask.tif", otb.OtbOptions(threads=proc.nb_otb_threads, ram_mb=proc.ram_per_process,
                                                  tmp_dir=run_dir))
-        with rasterio.open(source) as src:
-            unit = sentinel_short(src.tags().get("FLYING_UNIT_CODE", "s1?"))
-            tags = derived_tags(src.tags(), f"Orthorectified Sentinel-{unit} IW GRD smoothed border mask S2 tile",
-                                IMAGE_TYPE="MASK")
-            with AtomicRasterWriter(out, crs=src.crs, transform=src.transform, width=src.width,
-                                    height=src.height, dtype=dtype, nodata=None, creation_options=options,
-                                    tags=tags) as writer:
-                _copy(result, writer, src.transform)
+        write_like(source, out, lambda values, above, below: values, tags=mask_tags, dtype=dtype,
+                   creation_options=options, nodata=None, strip_rows=COPY_ROWS, read_from=result)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     return Path(out)
 
 
-def _copy(src_path: Path, out: AtomicRasterWriter, transform, floor: float | None = None) -> None:
-    """Copy OTB's result into ``out``; with ``floor``, valid values below it are raised to it."""
+def _copy(src_path: Path, out: AtomicRasterWriter, transform, floor: float) -> None:
+    """Copy OTB's result into ``out``, valid values below ``floor`` raised to it."""
     with rasterio.open(src_path) as src:
         if (src.height, src.width) != out.shape or not src.transform.almost_equals(transform, 1e-6):
             raise otb.OtbError(f"OTB wrote {src_path} on grid {src.transform} {src.width}x{src.height}, "
@@ -212,6 +206,5 @@ def _copy(src_path: Path, out: AtomicRasterWriter, transform, floor: float | Non
         for r0 in range(0, src.height, COPY_ROWS):
             window = Window(0, r0, src.width, min(COPY_ROWS, src.height - r0))
             values = src.read(1, window=window)
-            if floor is not None:
-                np.copyto(values, np.asarray(floor, values.dtype), where=(values != 0) & (values < floor))
+            np.copyto(values, np.asarray(floor, values.dtype), where=(values != 0) & (values < floor))
             out.write(values, window)

@@ -4,17 +4,13 @@ Times are float seconds from the first line (line = t / azimuth_time_interval). 
 orbit comes as the arrays of :attr:`Orbit.arrays`; the slant/ground range conversion
 as ``(record_times, sr0, srgr, gr0, grsr)`` (see :class:`CoordinateConversion`).
 
-- Backward geocoding (ground -> SAR): Newton on the zero-Doppler condition
-  f(t) = (P - S(t)) . V(t) = 0, then slant range |P - S(t)|, then ground range from
+- Backward geocoding (ground -> SAR): the zero-Doppler time t and satellite position S(t)
+  (:mod:`~s1tiling.geometry.zero_doppler`), then slant range |P - S(t)|, then ground range from
   the srgr polynomials of the two records around t, evaluated at that slant range and
   interpolated linearly in time (or, with ``use_grsr``, the inverse of grsr).
 - Forward geocoding (SAR -> ground): t from the line, slant range by the exact inverse
   of the above, then the point at that range in the zero-Doppler plane, on the right
   of the track, at the requested ellipsoidal height (Newton on the look angle).
-
-Points are processed in contiguous chunks, one per parallel task; within a chunk each
-Newton solve starts from the linear extrapolation of the two previous solutions (grids
-are spatially coherent), so a solve typically takes one or two orbit evaluations.
 """
 from __future__ import annotations
 
@@ -23,39 +19,13 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import zero_doppler
 from .ellipsoid import ecef_to_geodetic_rad, geodetic_to_ecef_rad, normal_rad
 from .orbit import orbit_state
 
-_CHUNK = 2048  # points per parallel task
 _MAX_ITER = 30
-# Newton on f(t) stops after a step below _TIME_TOL: it converges quadratically, or linearly
-# with a ratio < 1e-4 where the annotated velocities differ slightly from the derivative
-# of the positions, so the remaining error is below 1e-9 s (7 micrometres, 1e-6 line).
-_TIME_TOL = 1e-5  # seconds
 _HEIGHT_TOL = 1e-5  # metres
 _RANGE_TOL = 1e-6  # metres
-
-
-@njit(cache=True)
-def zero_doppler(px, py, pz, t, node_times, origins, scales, coefs):
-    """Zero-Doppler time of ECEF point P (Newton from t) and the satellite position then.
-
-    Returns (t, sx, sy, sz); t is NaN when Newton does not converge.
-    """
-    for _ in range(_MAX_ITER):
-        s, v, a = orbit_state(t, node_times, origins, scales, coefs)
-        dx = px - s[0]
-        dy = py - s[1]
-        dz = pz - s[2]
-        f = dx * v[0] + dy * v[1] + dz * v[2]
-        df = dx * a[0] + dy * a[1] + dz * a[2] - (v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
-        dt = -f / df
-        t += dt
-        if abs(dt) < _TIME_TOL:
-            return t, s[0] + v[0] * dt, s[1] + v[1] * dt, s[2] + v[2] * dt
-        if not abs(t) < 1e6:
-            break
-    return np.nan, np.nan, np.nan, np.nan
 
 
 @njit(cache=True)
@@ -132,16 +102,6 @@ def convert_ranges(t, values, conversion, use_grsr, to_ground, out):
 
 
 @njit(cache=True)
-def predict_time(t_start, before_last, last):
-    """Initial guess from the last two solutions (NaN when unknown)."""
-    if math.isnan(last):
-        return t_start
-    if math.isnan(before_last):
-        return last
-    return 2.0 * last - before_last
-
-
-@njit(cache=True)
 def _ecef(a, b, c, geodetic):
     if geodetic:
         return geodetic_to_ecef_rad(math.radians(a), math.radians(b), c)
@@ -149,67 +109,43 @@ def _ecef(a, b, c, geodetic):
 
 
 @njit(parallel=True, cache=True)
-def ground_to_sar(
-    a, b, c, geodetic, t_start, orbit, conversion, use_grsr, azimuth_time_interval, range_spacing, line, pixel
-):
+def _to_ecef(a, b, c, geodetic, out):
+    for i in prange(a.size):
+        out[i, 0], out[i, 1], out[i, 2] = _ecef(a[i], b[i], c[i], geodetic)
+
+
+def ecef_points(a, b, c, geodetic):
+    """ECEF points (n x 3) of lat, lon (deg), height if ``geodetic``, else of ECEF coordinates."""
+    points = np.empty((a.size, 3))
+    _to_ecef(a, b, c, geodetic, points)
+    return points
+
+
+@njit(parallel=True, cache=True)
+def _sar_positions(points, times, satellites, conversion, use_grsr, azimuth_time_interval, range_spacing, line, pixel):
+    for i in prange(times.size):
+        t = times[i]
+        if math.isnan(t):
+            line[i] = np.nan
+            pixel[i] = np.nan
+            continue
+        slant = math.sqrt((points[i, 0] - satellites[i, 0]) ** 2 + (points[i, 1] - satellites[i, 1]) ** 2
+                          + (points[i, 2] - satellites[i, 2]) ** 2)
+        line[i] = t / azimuth_time_interval
+        pixel[i] = slant_to_ground_range(t, slant, conversion, use_grsr) / range_spacing
+
+
+def ground_to_sar(a, b, c, geodetic, t_start, orbit, conversion, use_grsr, azimuth_time_interval, range_spacing,
+                  line, pixel):
     """Fill ``line``, ``pixel`` for points (a, b, c): lat, lon (deg), height if geodetic, else ECEF.
 
     ``orbit`` = Orbit.arrays, ``conversion`` = (record_times, sr0, srgr, gr0, grsr).
     NaN where the zero-Doppler time cannot be found.
     """
-    node_times, origins, scales, coefs = orbit
-    n = a.size
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        before_last = last = np.nan
-        for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            px, py, pz = _ecef(a[i], b[i], c[i], geodetic)
-            guess = predict_time(t_start, before_last, last)
-            t, sx, sy, sz = zero_doppler(px, py, pz, guess, node_times, origins, scales, coefs)
-            before_last, last = last, t
-            if math.isnan(t):
-                line[i] = np.nan
-                pixel[i] = np.nan
-                continue
-            slant = math.sqrt((px - sx) ** 2 + (py - sy) ** 2 + (pz - sz) ** 2)
-            line[i] = t / azimuth_time_interval
-            pixel[i] = slant_to_ground_range(t, slant, conversion, use_grsr) / range_spacing
-
-
-NORMAL_GIVEN, NORMAL_ELLIPSOID, NORMAL_GEOCENTRIC = 0, 1, 2
-
-
-@njit(parallel=True, cache=True)
-def look_cosines(a, b, c, geodetic, normal_kind, normals, t_start, orbit, out):
-    """Cosine of the angle between a normal at P and the direction from P to the satellite.
-
-    ``normal_kind``: NORMAL_GIVEN (``normals``, n x 3 ECEF), NORMAL_ELLIPSOID or
-    NORMAL_GEOCENTRIC (P / |P|, the convention of the annotated incidenceAngle).
-    Points as in :func:`ground_to_sar`. NaN where no zero-Doppler time is found.
-    """
-    node_times, origins, scales, coefs = orbit
-    n = a.size
-    for chunk in prange((n + _CHUNK - 1) // _CHUNK):
-        before_last = last = np.nan
-        for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            px, py, pz = _ecef(a[i], b[i], c[i], geodetic)
-            guess = predict_time(t_start, before_last, last)
-            t, sx, sy, sz = zero_doppler(px, py, pz, guess, node_times, origins, scales, coefs)
-            before_last, last = last, t
-            if math.isnan(t):
-                out[i] = np.nan
-                continue
-            if normal_kind == NORMAL_GIVEN:
-                nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
-            elif normal_kind == NORMAL_GEOCENTRIC:
-                nx, ny, nz = px, py, pz
-            elif geodetic:
-                nx, ny, nz = normal_rad(math.radians(a[i]), math.radians(b[i]))
-            else:
-                lat, lon, _ = ecef_to_geodetic_rad(px, py, pz)
-                nx, ny, nz = normal_rad(lat, lon)
-            lx, ly, lz = sx - px, sy - py, sz - pz
-            norm = math.sqrt((lx * lx + ly * ly + lz * lz) * (nx * nx + ny * ny + nz * nz))
-            out[i] = (lx * nx + ly * ny + lz * nz) / norm
+    points = ecef_points(a, b, c, geodetic)
+    times, satellites = np.empty(a.size), np.empty((a.size, 3))
+    zero_doppler.solve(points, t_start, orbit, times, satellites)
+    _sar_positions(points, times, satellites, conversion, use_grsr, azimuth_time_interval, range_spacing, line, pixel)
 
 
 @njit(cache=True)

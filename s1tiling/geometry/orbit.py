@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from math import comb
 from pathlib import Path
@@ -29,11 +30,27 @@ from lxml import etree
 from numba import njit
 
 from ..errors import ProductError
-from ..s1.annotation import StateVectors, seconds_since
+from ..times import seconds_since
 
 log = logging.getLogger(__name__)
 
 _WINDOW = 8  # state vectors per Lagrange piece (degree _WINDOW - 1)
+#: Seconds of orbit kept around a product or a pass when state vectors are selected from a
+#: longer orbit (a precise orbit file): the Lagrange pieces inside it see the same vectors.
+ORBIT_MARGIN = 60.0
+
+
+@dataclass(frozen=True)
+class StateVectors:
+    """Orbit state vectors: times (datetime64[ns], N), positions and velocities (N x 3, ECEF metres).
+
+    ``source`` says where they come from: ``annotation``, ``POEORB`` or ``RESORB``.
+    """
+
+    times: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+    source: str = "annotation"
 
 
 class Orbit:
@@ -215,7 +232,7 @@ def read_eof(path) -> StateVectors:
     return StateVectors(times=times, positions=states[:, :3], velocities=states[:, 3:], source=source)
 
 
-def select_state_vectors(vectors: StateVectors, start, stop, margin: float = 60.0) -> StateVectors:
+def select_state_vectors(vectors: StateVectors, start, stop, margin: float = ORBIT_MARGIN) -> StateVectors:
     """The vectors within [start - margin, stop + margin] (margin in seconds).
 
     Raises ``ValueError`` when they do not cover [start, stop] or leave a gap there
@@ -243,7 +260,7 @@ def select_state_vectors(vectors: StateVectors, start, stop, margin: float = 60.
     )
 
 
-def find_orbit_file(eof_dir, platform: str, start, stop, margin: float = 60.0) -> Path | None:
+def find_orbit_file(eof_dir, platform: str, start, stop, margin: float = ORBIT_MARGIN) -> Path | None:
     """The .EOF file in ``eof_dir`` (searched recursively) whose vectors cover [start, stop].
 
     ``platform`` is 'S1A', 'S1B', 'S1C'... Candidates are chosen by the validity in

@@ -16,17 +16,20 @@ more than 0.1 pixel the model uses grsr (and its inverse) instead, with a warnin
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..s1.annotation import ProductAnnotation, StateVectors, seconds_since
-from . import geocoding
-from .ellipsoid import WGS84_A, WGS84_B
-from .orbit import Orbit, select_state_vectors
+from ..times import seconds_since
+from . import geocoding, zero_doppler
+from .ellipsoid import WGS84_A, WGS84_B, ellipsoid_normal
+from .orbit import Orbit, StateVectors, select_state_vectors
+
+if TYPE_CHECKING:  # the geometry floor reads annotations; it never imports the reader
+    from ..s1.annotation import ProductAnnotation
 
 log = logging.getLogger(__name__)
 
-_ORBIT_MARGIN = 60.0  # seconds of precise orbit kept around the product
 _MAX_POLYNOMIAL_DISAGREEMENT = 0.1  # pixels, between srgr and grsr
 
 
@@ -83,7 +86,7 @@ class SarModel:
         vectors = annotation.orbit
         if state_vectors is not None:
             vectors = select_state_vectors(
-                state_vectors, annotation.image.first_line_time, annotation.image.last_line_time, _ORBIT_MARGIN
+                state_vectors, annotation.image.first_line_time, annotation.image.last_line_time
             )
         return cls(annotation, Orbit(vectors, reference_time=annotation.image.first_line_time))
 
@@ -143,10 +146,16 @@ class SarModel:
         )  # fmt: skip
         return lat.reshape(shape), lon.reshape(shape)
 
-    def _angles(self, lat, lon, height, kind, normals=np.empty((0, 3))):
+    def _angles(self, lat, lon, height, normals):
+        """Incidence angles (degrees) at ground points of surfaces of ``normals`` (a function of
+        the ECEF points, lat and lon), not projected onto the range plane."""
         shape, (lat, lon, height) = _flat(lat, lon, height)
+        points = geocoding.ecef_points(lat, lon, height, True)
+        times, satellites = np.empty(lat.size), np.empty((lat.size, 3))
+        zero_doppler.solve(points, self._mid_time, self.orbit.arrays, times, satellites)
         out = np.empty(lat.size)
-        geocoding.look_cosines(lat, lon, height, True, kind, normals, self._mid_time, self.orbit.arrays, out)
+        zero_doppler.incidence_cosines(points, np.ascontiguousarray(normals(points, lat, lon), dtype=np.float64),
+                                       satellites, False, out)
         return np.degrees(np.arccos(np.clip(out, -1.0, 1.0))).reshape(shape)
 
     def incidence_angle(self, lat, lon, height, normal="ellipsoid"):
@@ -155,7 +164,8 @@ class SarModel:
         ``normal``: 'ellipsoid' (the WGS84 normal) or 'geocentric' (the radius through
         the point, the convention of the annotated incidenceAngle; up to 0.04 degree apart).
         """
-        kinds = {"ellipsoid": geocoding.NORMAL_ELLIPSOID, "geocentric": geocoding.NORMAL_GEOCENTRIC}
+        kinds = {"ellipsoid": lambda points, lat, lon: ellipsoid_normal(lat, lon),
+                 "geocentric": lambda points, lat, lon: points}
         if normal not in kinds:
             raise ValueError(f"normal must be one of {sorted(kinds)}, not {normal!r}")
         return self._angles(lat, lon, height, kinds[normal])
@@ -163,8 +173,8 @@ class SarModel:
     def local_incidence_angle(self, lat, lon, height, normal_ecef):
         """Incidence angle (degrees) on terrain whose normals (ECEF, ``shape + (3,)``) are given."""
         shape = np.broadcast_shapes(np.shape(lat), np.shape(lon), np.shape(height))
-        normals = np.ascontiguousarray(np.broadcast_to(normal_ecef, shape + (3,)), dtype=np.float64).reshape(-1, 3)
-        return self._angles(lat, lon, height, geocoding.NORMAL_GIVEN, normals)
+        normals = np.broadcast_to(normal_ecef, shape + (3,)).reshape(-1, 3)
+        return self._angles(lat, lon, height, lambda points, lat, lon: normals)
 
 
 def _srgr_grsr_disagreement(conv, image) -> float:

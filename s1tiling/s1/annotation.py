@@ -1,7 +1,7 @@
 """The product annotation XML (``annotation/s1?-*.xml``): what the geometry needs.
 
 Times are kept as ``numpy.datetime64[ns]``; geometry code converts them to float
-seconds relative to a reference time of its choosing (see :func:`seconds_since`).
+seconds relative to a reference time of its choosing (see :func:`s1tiling.times.seconds_since`).
 Everything is parsed once, into plain arrays.
 """
 from __future__ import annotations
@@ -11,28 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 from lxml import etree
 
+from ..geometry.orbit import StateVectors
+from ..times import parse_time
+
 SPEED_OF_LIGHT = 299792458.0
-
-
-def parse_time(text: str) -> np.datetime64:
-    """An annotation UTC time (``2021-08-09T17:39:53.153776``) as datetime64[ns]."""
-    return np.datetime64(text.strip().rstrip("Z"), "ns")
-
-
-def seconds_since(times, reference) -> np.ndarray:
-    """Float seconds from ``reference`` (datetime64) to ``times`` (datetime64 array)."""
-    delta = np.asarray(times, dtype="datetime64[ns]") - np.datetime64(reference, "ns")
-    return delta.astype("timedelta64[ns]").astype(np.float64) * 1e-9
-
-
-@dataclass(frozen=True)
-class StateVectors:
-    """Orbit state vectors: times (datetime64[ns], N), positions and velocities (N x 3, ECEF metres)."""
-
-    times: np.ndarray
-    positions: np.ndarray
-    velocities: np.ndarray
-    source: str = "annotation"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from ..times import parse_utc
+from .names import relative_orbit
+
 #: ``repID`` of the manifest data objects, by the kind of file the product reader asks for.
 FILE_KINDS = {
     "annotation": "s1Level1ProductSchema",
@@ -22,11 +25,6 @@ FILE_KINDS = {
 }
 
 _POLARISATION_IN_NAME = re.compile(r"-(hh|hv|vh|vv)-", re.IGNORECASE)
-
-#: Relative orbit = (absolute - offset) % 175 + 1, used only when the manifest has no
-#: ``relativeOrbitNumber`` (no documented offset for the other units).
-_RELATIVE_ORBIT_OFFSET = {"S1A": 73, "S1B": 27}
-
 
 @dataclass(frozen=True)
 class DataObject:
@@ -83,10 +81,6 @@ def _one(root, path: str) -> str:
     return found.text.strip()
 
 
-def _utc(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text.rstrip("Z")).replace(tzinfo=dt.timezone.utc)
-
-
 def _ipf_version(root) -> str:
     for software in root.iter("{*}software"):
         if software.get("name") == "Sentinel-1 IPF" and software.get("version"):
@@ -98,9 +92,10 @@ def _relative_orbit(root, platform: str, absolute: int) -> int:
     text = root.findtext(".//{*}orbitReference/{*}relativeOrbitNumber")
     if text and text.strip():
         return int(text)
-    if platform not in _RELATIVE_ORBIT_OFFSET:
+    computed = relative_orbit(platform, absolute)
+    if computed is None:
         raise ValueError(f"missing <relativeOrbitNumber> and no known formula for {platform}")
-    return (absolute - _RELATIVE_ORBIT_OFFSET[platform]) % 175 + 1
+    return computed
 
 
 def _footprint(text: str) -> tuple[tuple[float, float], ...]:
@@ -153,8 +148,8 @@ def parse_manifest(data: bytes) -> Manifest:
         absolute_orbit=absolute,
         relative_orbit=_relative_orbit(root, platform, absolute),
         mission_datatake_id=int(_one(root, ".//{*}standAloneProductInformation/{*}missionDataTakeID")),
-        start_time=_utc(_one(root, ".//{*}acquisitionPeriod/{*}startTime")),
-        stop_time=_utc(_one(root, ".//{*}acquisitionPeriod/{*}stopTime")),
+        start_time=parse_utc(_one(root, ".//{*}acquisitionPeriod/{*}startTime")),
+        stop_time=parse_utc(_one(root, ".//{*}acquisitionPeriod/{*}stopTime")),
         footprint_latlon=_footprint(_one(root, ".//{*}footPrint/{*}coordinates")),
         ipf_version_text=_ipf_version(root),
         data_objects=_data_objects(root),

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
-import re
 import zipfile
 from pathlib import Path
 
@@ -29,17 +28,11 @@ from shapely import affinity
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from ..errors import ProductError
+from ..geometry.sar_model import SarModel
 from .annotation import ProductAnnotation, parse_annotation
 from .luts import CalibrationLUTs, NoiseLUTs, parse_calibration, parse_noise
 from .manifest import FILE_KINDS, Manifest, parse_manifest
-
-#: ESA product name: S1A_IW_GRDH_1SDV_<start>_<stop>_<orbit>_<datatake>_<crc>
-PRODUCT_NAME = re.compile(
-    r"^(?P<platform>S1[A-Z])_(?P<mode>IW|EW|WV|S[1-6])_(?P<type>[A-Z]{3}[A-Z_])_"
-    r"(?P<level>\d)(?P<class>[SA])(?P<pols>SH|SV|DH|DV|HH|HV|VV|VH)_"
-    r"(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})_(?P<orbit>\d{6})_(?P<datatake>[0-9A-F]{6})_"
-    r"(?P<crc>[0-9A-F]{4})$"
-)
+from .names import PRODUCT_NAME
 
 MEASUREMENT_DTYPE = "uint16"
 
@@ -368,8 +361,6 @@ class Product:
         """The SAR sensor model of one polarisation (:class:`s1tiling.geometry.sar_model.SarModel`)."""
         pol = self._pol(pol)
         if pol not in self._sar_models:
-            from ..geometry.sar_model import SarModel
-
             self._sar_models[pol] = SarModel.from_annotation(self.annotation(pol))
         return self._sar_models[pol]
 

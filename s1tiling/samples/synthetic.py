@@ -47,7 +47,7 @@ import rasterio
 from lxml import etree
 from rasterio.transform import Affine
 
-from .geometry.ellipsoid import WGS84_A, WGS84_B
+from ..geometry.ellipsoid import WGS84_A, WGS84_B
 
 __all__ = ["make_safe", "write_zero_geoid", "SLICE_OVERLAP_LINES"]
 

@@ -4,7 +4,7 @@ No public Sentinel-1 product comes with pixels small enough for tests, so tests 
 SAFE folder holding only its metadata (manifest, annotations, calibration and noise, as in
 ``shared/data/s1``) and write the measurement TIFFs themselves::
 
-    from s1tiling.testing import build_product
+    from s1tiling.samples.testing import build_product
     path = build_product(real_safe, tmp_path, content=lambda rows, cols: 1 + (rows + cols) % 500,
                          targets=[(8000.4, 12000.6, 5000)], zipped=True)
 
@@ -34,8 +34,9 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from .s1.annotation import GeolocationGrid
-from .s1.product import open_product
+from ..geometry.dem import DemCatalog
+from ..s1.annotation import GeolocationGrid
+from ..s1.product import open_product
 
 #: Default content of the measurements: a constant, cheap to write.
 DEFAULT_DN = 100
@@ -236,8 +237,6 @@ def write_dem_folder(dem_dir, region, real_dem_dir=None) -> list[str]:
     """Fill ``dem_dir`` with the 1-degree SRTM tiles (``{id}.hgt``) under ``region`` (a lon/lat
     shapely geometry): a symlink to the real tile when ``real_dem_dir`` has it, else a flat
     3-arc-second tile at height 0. Return the tile ids written."""
-    from .geometry.dem import DemCatalog
-
     dem_dir = Path(dem_dir)
     dem_dir.mkdir(parents=True, exist_ok=True)
     ids = DemCatalog(dem_dir).tiles_for_region(region)

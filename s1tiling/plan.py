@@ -1,0 +1,346 @@
+"""Planning: settings and passes -> the jobs of a run. No pixels, no numba, no rasterio.
+
+A run is planned in the main process, before any worker starts: for each pass over a tile
+(:class:`~s1tiling.discovery.TileGroup`, the slices of one datatake), the tile images to make
+(one :class:`TileJob` writes every polarisation), the angle and gamma-area maps NORMLIM and RTC
+images need (one :class:`MapJob` per tile and relative orbit, shared by every date), the
+calibrated products ``--cache-before-ortho`` keeps (one :class:`CalibrationJob` per product and
+polarisation) and the derived products (border masks, quicklooks, filtered images:
+:class:`DerivedJob`). Outputs already on disk are not made again (a rerun resumes): they are
+listed in :attr:`Plan.present`.
+
+The jobs are frozen records of paths and names only: they travel to dask workers, where the
+makers (:mod:`s1tiling.production`, :mod:`s1tiling.incidence`, :mod:`s1tiling.terrain_flattening`,
+:mod:`s1tiling.derived`, :mod:`s1tiling.engines.otb_production`) turn them into files.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import ProcessingSettings
+from .naming import TileProduct, layout, product_path
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .discovery import TileGroup
+
+#: ``[Processing] ia_maps_to_produce`` value -> IA map kind (``{IA_kind}`` of its name)
+IA_KINDS = {"deg": "IA", "cos": "cos_IA", "sin": "sin_IA", "tan": "tan_IA"}
+#: map families: the maps S1LIAMap, S1IAMap and S1GammaAreaMap make
+MAP_FAMILIES = ("LIA", "IA", "GAMMA_AREA")
+#: map family -> naming kind and the field holding the map kind
+_NAMING = {"LIA": ("lia_product", "LIA_kind"), "IA": ("ia_product", "IA_kind"),
+           "GAMMA_AREA": ("gamma_area", "GAMMA_AREA_kind")}
+#: derived product kinds, in the order they are planned
+DERIVED_KINDS = ("mask", "quicklook", "filtered")
+#: ``[Processing] calibration`` -> the LUT its tile images are calibrated with
+_LUT = {"sigma": "sigma", "beta": "beta", "gamma": "gamma", "dn": "dn", "normlim": "beta",
+        "gamma_naught_rtc": "gamma"}
+#: the default ``lower_signal_value``: cache names say when another one is used
+_DEFAULT_FLOOR = ProcessingSettings.__dataclass_fields__["lower_signal_value"].default
+
+
+# ---------------------------------------------------------------------------- jobs
+
+@dataclass(frozen=True)
+class TileImage:
+    """One output image of a pass over a tile: its polarisation (``VV``...), name fields and path."""
+
+    polarisation: str
+    product: TileProduct
+    path: str
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """One pass over one tile: the slices (paths, in time order) and the images to make.
+
+    ``sin_lia`` (NORMLIM) and ``gamma_area`` (gamma0 RTC) are the maps the calibrated values are
+    multiplied or divided by; ``cached``: the SAR windows are read from the files of
+    :func:`calibrated_path` (``--cache-before-ortho``).
+    """
+
+    tile: str
+    products: tuple[str, ...]
+    images: tuple[TileImage, ...]
+    sin_lia: str | None = None
+    gamma_area: str | None = None
+    cached: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"ortho/{Path(self.images[0].path).stem}"
+
+    @property
+    def polarisations(self) -> tuple[str, ...]:
+        return tuple(image.polarisation for image in self.images)
+
+
+@dataclass(frozen=True)
+class MapJob:
+    """The missing maps of one family (``LIA``, ``IA`` or ``GAMMA_AREA``) of one relative orbit over
+    one tile, from the geometry of one pass (``products``: its slices, in time order)."""
+
+    family: str
+    tile: str
+    orbit: int
+    products: tuple[str, ...]
+    outputs: tuple[tuple[str, str], ...]  # (map kind, path)
+
+    @property
+    def key(self) -> str:
+        return f"{self.family.lower()}/{Path(self.outputs[0][1]).stem}"
+
+
+@dataclass(frozen=True)
+class CalibrationJob:
+    """One polarisation of one product calibrated and border-cut into ``path`` (``--cache-before-ortho``)."""
+
+    product: str
+    polarisation: str
+    path: str
+
+    @property
+    def key(self) -> str:
+        return f"calibrate/{Path(self.product).name}/{self.polarisation}"
+
+
+@dataclass(frozen=True)
+class DerivedJob:
+    """A product derived from a tile image: ``kind`` is ``mask``, ``quicklook`` or ``filtered``.
+
+    ``after``: the key of the job making ``source`` in this run (None when it is already there).
+    """
+
+    kind: str
+    source: str
+    path: str
+    after: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{Path(self.path).name}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run will make, and what is already there."""
+
+    passes: tuple[TileGroup, ...] = ()
+    tile_jobs: tuple[TileJob, ...] = ()
+    map_jobs: tuple[MapJob, ...] = ()
+    calibrations: tuple[CalibrationJob, ...] = ()
+    derived: tuple[DerivedJob, ...] = ()
+    present: tuple[str, ...] = ()
+    #: (tile image, its filtered product): the image is removed once filtered
+    #: (``keep_non_filtered_products = False``)
+    transient: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to make."""
+        return not (self.tile_jobs or self.map_jobs or self.calibrations or self.derived)
+
+    def describe(self) -> str:
+        lines = [f"{len(self.passes)} pass(es) over the requested tiles:"]
+        for g in self.passes:
+            names = ", ".join(p.name for p in g.products)
+            lines.append(f"  {g.key}  {g.coverage:5.1f}% of {g.tile}  [{'/'.join(g.polarisations)}]  {names}")
+        lines.append(f"{sum(len(j.images) for j in self.tile_jobs)} tile image(s) to produce:")
+        lines += [f"  {image.path}" for job in self.tile_jobs for image in job.images]
+        if self.calibrations:
+            lines.append(f"{len(self.calibrations)} calibrated product(s) to cache before orthorectification:")
+            lines += [f"  {c.path}" for c in self.calibrations]
+        if self.map_jobs:
+            lines.append(f"{sum(len(m.outputs) for m in self.map_jobs)} map(s) (incidence angles, gamma area) "
+                         "to produce:")
+            lines += [f"  {path}" for m in self.map_jobs for _, path in m.outputs]
+        if self.derived:
+            lines.append(f"{len(self.derived)} derived product(s) to produce:")
+            lines += [f"  {d.kind:<9} {d.path}" for d in self.derived]
+        if self.present:
+            lines.append(f"{len(self.present)} product(s) already present, kept:")
+            lines += [f"  {p}" for p in self.present]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- names and paths
+
+def tile_product(settings: Settings, group: TileGroup, polarisation: str) -> TileProduct:
+    """The name fields of the ``polarisation`` image of a pass over its tile."""
+    first = group.products[0]
+    return TileProduct(first.flying_unit_code, group.tile, polarisation, group.pass_direction, group.relative_orbit,
+                       tuple(p.start_time for p in group.products), settings.processing.calibration)
+
+
+def image_path(settings: Settings, product: TileProduct, kind: str | None = None) -> Path:
+    """Path of a tile image (``kind`` None) or of a product derived from it (``mask``...)."""
+    proc = settings.processing
+    return product.path(kind, proc.fname_fmt, proc.dname_fmt, layout(settings.paths))
+
+
+def map_kinds(settings: Settings, family: str) -> tuple[str, ...]:
+    """Kinds of the maps a run makes: ``sin_LIA`` (+ ``LIA`` with ``produce_lia_map``), the
+    IA maps of ``ia_maps_to_produce`` (``IA`` when it is empty), or ``GAMMA_AREA``."""
+    proc = settings.processing
+    if family == "GAMMA_AREA":
+        return ("GAMMA_AREA",)
+    if family == "LIA":
+        return ("sin_LIA", "LIA") if proc.produce_lia_map else ("sin_LIA",)
+    return tuple(IA_KINDS[k] for k in proc.ia_maps_to_produce) or ("IA",)
+
+
+def map_path(settings: Settings, kind: str, group: TileGroup) -> Path:
+    """Path of the ``kind`` map (``LIA``, ``sin_LIA``, ``IA``, ``cos_IA``..., ``GAMMA_AREA``) of a
+    pass's relative orbit and tile."""
+    proc = settings.processing
+    naming_kind, field = _NAMING[kind if kind == "GAMMA_AREA" else "LIA" if kind.endswith("LIA") else "IA"]
+    fields = {field: kind, "tile_name": group.tile, "orbit": f"{group.relative_orbit:03d}",
+              "flying_unit_code": group.platform.lower(), "orbit_direction": group.pass_direction}
+    return product_path(naming_kind, fields, proc.fname_fmt, proc.dname_fmt, layout(settings.paths))
+
+
+def calibrated_path(settings: Settings, product_name: str, polarisation: str) -> Path:
+    """Where ``--cache-before-ortho`` keeps one calibrated, border-cut polarisation of a product.
+
+    The name encodes every setting that changes the values (LUT, noise removal, non-default
+    lower signal value, border-cut override), so a different request never reuses it.
+    """
+    proc = settings.processing
+    parts = [product_name, polarisation.lower(), _LUT[proc.calibration]]
+    if proc.remove_thermal_noise:
+        parts.append("NoiseRemoved")
+        if proc.lower_signal_value != _DEFAULT_FLOOR:
+            parts.append(f"floor{proc.lower_signal_value:g}")
+    if proc.override_azimuth_cut_threshold_to is not None:
+        parts.append(f"cut{'On' if proc.override_azimuth_cut_threshold_to else 'Off'}")
+    return Path(settings.paths.tmp) / "S1" / product_name / ("_".join(parts) + ".tif")
+
+
+def tile_job(settings: Settings, group: TileGroup, polarisations: Iterable[str] | None = None, *,
+             cached: bool = False) -> TileJob:
+    """The job making the images of a pass over its tile (every polarisation of the pass unless
+    ``polarisations`` says which), with the maps its calibration needs."""
+    proc = settings.processing
+    pols = tuple(polarisations) if polarisations is not None else tuple(p.upper() for p in group.polarisations)
+    images = []
+    for pol in pols:
+        product = tile_product(settings, group, pol)
+        images.append(TileImage(pol.upper(), product, str(image_path(settings, product))))
+    sin_lia = str(map_path(settings, "sin_LIA", group)) if proc.calibration == "normlim" else None
+    gamma_area = str(map_path(settings, "GAMMA_AREA", group)) if proc.calibration == "gamma_naught_rtc" else None
+    return TileJob(group.tile, tuple(str(p.path) for p in group.products), tuple(images), sin_lia, gamma_area,
+                   cached=cached)
+
+
+# ---------------------------------------------------------------------------- plans
+
+def plan_maps(settings: Settings, groups: Sequence[TileGroup], family: str) -> tuple[list[MapJob], list[str]]:
+    """Jobs making the missing ``family`` maps of the passes ``groups`` need (one set per tile and
+    relative orbit with the default names, from the pass covering most of the tile), and the maps
+    already present."""
+    best: dict[tuple, TileGroup] = {}  # map paths -> the pass covering most of the tile
+    for g in groups:
+        paths = tuple((kind, map_path(settings, kind, g)) for kind in map_kinds(settings, family))
+        if paths not in best or g.coverage > best[paths].coverage:
+            best[paths] = g
+    jobs, present = [], []
+    for paths, g in best.items():
+        present += [str(path) for _, path in paths if path.exists()]
+        missing = tuple((kind, str(path)) for kind, path in paths if not path.exists())
+        if missing:
+            jobs.append(MapJob(family, g.tile, g.relative_orbit, tuple(str(p.path) for p in g.products), missing))
+    return jobs, present
+
+
+def plan_maps_only(settings: Settings, groups: Sequence[TileGroup], family: str) -> Plan:
+    """Only the maps (``family`` 'LIA', 'IA' or 'GAMMA_AREA') of the tiles and relative orbits of ``groups``."""
+    jobs, present = plan_maps(settings, groups, family)
+    return Plan(passes=tuple(groups), map_jobs=tuple(jobs), present=tuple(present))
+
+
+def plan_products(settings: Settings, groups: Sequence[TileGroup]) -> Plan:
+    """The tile images of each pass, the maps and cached calibrations they need, the derived
+    products; those already on disk are skipped (resume).
+
+    ``cache_before_ortho`` (``--cache-before-ortho``, native engine): the jobs read calibrated
+    products cached in ``{tmp}/S1``; those missing are planned as :class:`CalibrationJob`.
+    """
+    proc = settings.processing
+    rtc = proc.calibration == "gamma_naught_rtc"
+    needs_maps = proc.calibration in ("normlim", "gamma_naught_rtc")
+    drop_unfiltered = settings.filtering.filter != "none" and not settings.filtering.keep_non_filtered_products
+    cache_before_ortho = proc.cache_before_ortho and proc.engine != "otb"
+    wanted = [kind for kind, on in zip(DERIVED_KINDS, (settings.mask.generate_border_mask,
+                                                       settings.quicklook.generate,
+                                                       settings.filtering.filter != "none")) if on]
+    tile_jobs: list[TileJob] = []
+    calibrations: list[CalibrationJob] = []
+    derived: list[DerivedJob] = []
+    present: list[str] = []
+    transient: list[tuple[str, str]] = []
+    map_groups = []  # passes needing the sin(LIA) (NORMLIM) or gamma area (RTC) map of their tile and orbit
+    for g in groups:
+        products = [tile_product(settings, g, pol) for pol in g.polarisations]
+        if drop_unfiltered:  # an image whose filtered product exists is done
+            finished = [tp for tp in products if image_path(settings, tp, "filtered").exists()]
+            present += [str(image_path(settings, tp, "filtered")) for tp in finished]
+            products = [tp for tp in products if tp not in finished]
+        missing = []
+        for tp in products:
+            image = image_path(settings, tp)
+            if image.exists():
+                present.append(str(image))
+            else:
+                missing.append(tp.polarisation.upper())
+            if drop_unfiltered:
+                transient.append((str(image), str(image_path(settings, tp, "filtered"))))
+        job = None
+        if missing:
+            job = tile_job(settings, g, missing, cached=cache_before_ortho)
+            tile_jobs.append(job)
+            if cache_before_ortho:
+                for p in g.products:
+                    for pol in missing:
+                        cache = CalibrationJob(str(p.path), pol, str(calibrated_path(settings, p.name, pol)))
+                        if not Path(cache.path).exists() and cache not in calibrations:
+                            calibrations.append(cache)
+            if needs_maps:
+                map_groups.append(g)
+        made_now = {image.path for image in job.images} if job else set()
+        for tp in products:
+            image = str(image_path(settings, tp))
+            for kind in wanted:
+                out = image_path(settings, tp, kind)
+                if out.exists():
+                    present.append(str(out))
+                else:
+                    derived.append(DerivedJob(kind, image, str(out), job.key if job and image in made_now else None))
+    map_jobs, maps_present = plan_maps(settings, map_groups, "GAMMA_AREA" if rtc else "LIA")
+    return Plan(passes=tuple(groups), tile_jobs=tuple(tile_jobs), map_jobs=tuple(map_jobs),
+                calibrations=tuple(calibrations), derived=tuple(derived), present=tuple(present + maps_present),
+                transient=tuple(transient))
+
+
+def images_of_search(settings: Settings, found: Iterable) -> list[str]:
+    """The tile images a run would make from the products a search found (for a dry run):
+    ``found`` are :class:`~s1tiling.download.search.FoundProduct`."""
+    wanted = set(settings.data_source.polarisation.upper().split("-"))
+    passes: dict[tuple, list] = {}
+    for product in found:
+        for tile in product.tiles:
+            if tile in settings.processing.tiles:
+                passes.setdefault((tile, *product.pass_key), []).append(product)
+    images = []
+    for (tile, *_), members in sorted(passes.items(), key=lambda item: str(item[0])):
+        members.sort(key=lambda m: m.start)
+        first = members[0]
+        for pol in sorted(wanted.intersection(*[set(m.polarisations) for m in members]), reverse=True):
+            product = TileProduct(first.platform.lower(), tile, pol, first.pass_direction or "ASC",
+                                  first.relative_orbit or 0, tuple(m.start for m in members),
+                                  settings.processing.calibration)
+            images.append(str(image_path(settings, product)))
+    return images
