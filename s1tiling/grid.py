@@ -53,14 +53,13 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
-from shapely import STRtree, affinity, get_coordinates, segmentize
-from shapely import transform as transform_coordinates
+from shapely import STRtree, affinity, get_coordinates, segmentize, transform as transform_coordinates
 from shapely.geometry import MultiPolygon, Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
 
@@ -434,7 +433,7 @@ def _canonical(name: str) -> str:
     return text
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tile(name: str) -> S2Tile:
     zone_text, band, column, row = _NAME_PATTERN.fullmatch(name).groups()
     zone = int(zone_text)
@@ -517,7 +516,7 @@ def _band_at(south: bool, northing: int) -> str | None:
     return _band_of_latitude(lat) if abs(lat) < _GRID_LATITUDE_LIMIT else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _row_band(south: bool, n: int) -> str | None:
     """Band of row ``n`` (northing n*100 km, false northing included): the band of its centre on the
     central meridian; in the north, the row across 84N is in band X."""
@@ -563,12 +562,12 @@ def _crosses_antimeridian(south: bool, n: int, col: int) -> bool:
                for y in (n * _SQUARE, (n + 1) * _SQUARE))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _to_lonlat(epsg: int) -> Transformer:
     return Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _from_lonlat(epsg: int) -> Transformer:
     return Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
 

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping, NamedTuple, Sequence
+from typing import NamedTuple
 
 from .errors import ConfigurationError
 from .times import as_utc
@@ -243,7 +244,8 @@ def check_name_formats(fname_fmt: Mapping[str, str], dname_fmt: Mapping[str, str
     formatted (checked on a sample product, so the request file fails early)."""
     for key in fname_fmt:
         if key not in DEFAULT_FNAME_FMT:
-            raise ConfigurationError(f"fname_fmt.{key}: unknown product; expected one of {', '.join(DEFAULT_FNAME_FMT)}")
+            raise ConfigurationError(f"fname_fmt.{key}: unknown product; "
+                                     f"expected one of {', '.join(DEFAULT_FNAME_FMT)}")
     for key in dname_fmt:
         if key not in DEFAULT_DNAME_FMT:
             raise ConfigurationError(f"dname_fmt.{key}: unknown folder; expected one of {', '.join(DEFAULT_DNAME_FMT)}")
@@ -269,7 +271,8 @@ _TILE_RE = re.compile(
     r"(?P<derived>_BorderMask\.tif|_filtered\.tif|_quicklook\.jpg|\.tif)$")
 _MAP_RES = {
     "lia_product": re.compile(r"^(?P<LIA_kind>LIA|sin_LIA)_(?P<tile_name>\d{2}[A-Z]{3})_(?P<orbit>\d{3})\.tif$"),
-    "ia_product": re.compile(r"^(?P<IA_kind>IA|cos_IA|sin_IA|tan_IA)_(?P<tile_name>\d{2}[A-Z]{3})_(?P<orbit>\d{3})\.tif$"),
+    "ia_product": re.compile(r"^(?P<IA_kind>IA|cos_IA|sin_IA|tan_IA)"
+                             r"_(?P<tile_name>\d{2}[A-Z]{3})_(?P<orbit>\d{3})\.tif$"),
     "gamma_area": re.compile(r"^GAMMA_AREA_(?P<tile_name>\d{2}[A-Z]{3})_(?P<orbit>\d{3})\.tif$"),
 }
 _DERIVED_SUFFIX = {"_BorderMask.tif": "mask", "_filtered.tif": "filtered", "_quicklook.jpg": "quicklook"}

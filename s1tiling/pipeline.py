@@ -170,7 +170,8 @@ def _without_incomplete_passes(groups: list[TileGroup], report) -> list[TileGrou
     kept = []
     for g in groups:
         lost = [name for name in report.products_for_tile(g.tile) if name in report.unavailable
-                and (parsed := parse_product_name(name)) and (parsed.platform, parsed.datatake) == (g.platform, g.datatake)]
+                and (parsed := parse_product_name(name))
+                and (parsed.platform, parsed.datatake) == (g.platform, g.datatake)]
         if lost:
             logger.error("tile %s: pass %s not produced, product(s) not retrieved: %s", g.tile, g.key, ", ".join(lost))
         else:

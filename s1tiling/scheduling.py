@@ -362,7 +362,8 @@ def _run_sequentially(graph: _Graph, progress: _Progress) -> None:
             continue
         task = graph.tasks[key]
         inputs = {d: graph.outcomes[d].result for d in task.deps} if _wants_inputs(task.func) else None
-        outcome = _outcome_of(task, lambda: _execute(task.func, task.args, task.kwargs, inputs))
+        # called at once by _outcome_of, within this iteration
+        outcome = _outcome_of(task, lambda: _execute(task.func, task.args, task.kwargs, inputs))  # noqa: B023
         _log_failure(outcome)
         _, skipped = graph.record(outcome)
         progress.add([outcome, *skipped])
@@ -593,7 +594,8 @@ def executor_for(settings) -> Iterator[Any]:
                 client = stack.enter_context(Client(cluster_settings.address, set_as_default=False))
             except OSError as err:
                 raise ConfigurationError(f"{settings.config_file}: [Cluster] address = "
-                                         f"{cluster_settings.address!r}: cannot reach the dask scheduler: {err}") from err
+                                         f"{cluster_settings.address!r}: cannot reach the dask scheduler: {err}"
+                                         ) from err
             logger.info("Connected to the dask scheduler %s", cluster_settings.address)
         elif cluster_settings.scheduler == "local":
             workspace = cluster_settings.local_directory or stack.enter_context(run_temporary_dir(settings))

@@ -14,10 +14,10 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import rasterio
@@ -193,7 +193,7 @@ class AtomicRasterWriter:
     def shape(self) -> tuple[int, int]:
         return self._profile["height"], self._profile["width"]
 
-    def __enter__(self) -> "AtomicRasterWriter":
+    def __enter__(self) -> AtomicRasterWriter:
         with ExitStack() as stack:
             tmp = stack.enter_context(atomic_output(self.path))
             self._dataset = rasterio.open(tmp, "w", **self._profile)

@@ -142,7 +142,7 @@ class StacTestServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
-    def start(self) -> "StacTestServer":
+    def start(self) -> StacTestServer:
         self._thread.start()
         return self
 

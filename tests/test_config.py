@@ -22,7 +22,8 @@ def tile_grid(monkeypatch):
         from s1tiling.grid import is_valid_tile_name  # noqa: F401
     except ImportError:
         fake = types.ModuleType("s1tiling.grid")
-        fake.is_valid_tile_name = lambda name: bool(re.fullmatch(r"(0[1-9]|[1-5]\d|60)[C-HJ-NP-X][A-HJ-NP-Z][A-HJ-NP-V]", name))
+        fake.is_valid_tile_name = lambda name: bool(
+            re.fullmatch(r"(0[1-9]|[1-5]\d|60)[C-HJ-NP-X][A-HJ-NP-Z][A-HJ-NP-V]", name))
         monkeypatch.setitem(sys.modules, "s1tiling.grid", fake)
 
 
@@ -246,7 +247,8 @@ def test_missing_mandatory_key(tmp_path, section, key):
 WRONG_VALUES = [
     ({"Processing": {"nb_parallel_processes": "two"}}, "Processing", "nb_parallel_processes", "two", "integer"),
     ({"Processing": {"ram_per_process": "0"}}, "Processing", "ram_per_process", "0", "integer >= 1"),
-    ({"Processing": {"output_spatial_resolution": "ten"}}, "Processing", "output_spatial_resolution", "ten", "number > 0"),
+    ({"Processing": {"output_spatial_resolution": "ten"}}, "Processing", "output_spatial_resolution", "ten",
+     "number > 0"),
     ({"Processing": {"remove_thermal_noise": "maybe"}}, "Processing", "remove_thermal_noise", "maybe", "boolean"),
     ({"Processing": {"calibration": "sigma0"}}, "Processing", "calibration", "sigma0", "sigma, beta, gamma"),
     ({"Processing": {"orthorectification_interpolation_method": "cubic"}}, "Processing",

@@ -36,9 +36,20 @@ from rasterio.enums import Compression
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
-from e2e_helpers import (Egm96, VectorLUT, annotation_file, blob_content, centroid, exact_grid_points,
-                         image_size, manifest_footprint, official_s2_grid, write_dem_tiles, write_flat_hgt,
-                         write_request)
+from e2e_helpers import (
+    Egm96,
+    VectorLUT,
+    annotation_file,
+    blob_content,
+    centroid,
+    exact_grid_points,
+    image_size,
+    manifest_footprint,
+    official_s2_grid,
+    write_dem_tiles,
+    write_flat_hgt,
+    write_request,
+)
 from s1tiling import grid
 from s1tiling.cli import main
 from s1tiling.s1.product import open_product

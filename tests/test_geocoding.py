@@ -116,7 +116,7 @@ def reference_ground_to_sar(annotation, lat, lon, h):
 # --------------------------------------------------------------------------- fixtures
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _case(annotation_path):
     annotation = parse_annotation(annotation_path)
     g = annotation.geolocation_grid

@@ -17,16 +17,16 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.ops import unary_union
 
+from request_files import GERMANY_SLICES, germany_map_inputs, write_request
 from s1tiling import cli, config, grid, logs
 from s1tiling.context import Context, pass_orbit
 from s1tiling.incidence import lia_cosines
 from s1tiling.naming import TileProduct
 from s1tiling.plan import TileImage, TileJob
 from s1tiling.production import produce
-from s1tiling.times import seconds_since
 from s1tiling.s1.product import open_product
 from s1tiling.samples.testing import write_dem_folder
-from request_files import GERMANY_SLICES, germany_map_inputs, write_request
+from s1tiling.times import seconds_since
 
 SLICES = GERMANY_SLICES
 TILE, NORMLIM_TILE, ORBIT = "32UNB", "32UNC", 117

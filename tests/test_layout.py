@@ -90,7 +90,7 @@ def _imports() -> tuple[dict[str, set[str]], list[str]]:
         is_package = path.name == "__init__.py"
         graph[module] = set()
 
-        def visit(node, in_function, in_type_checking):
+        def visit(node, in_function, in_type_checking, module=module, is_package=is_package, path=path):
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                     visit(child, True, in_type_checking)

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from s1tiling.errors import ConfigurationError
-from s1tiling.naming import (NameFormatter, TileProduct, acquisition_stamp, check_name_formats,
-                             parse_output_name, product_path)
+from s1tiling.naming import (
+    NameFormatter,
+    TileProduct,
+    acquisition_stamp,
+    check_name_formats,
+    parse_output_name,
+    product_path,
+)
 
 T1 = datetime(2020, 1, 8, 4, 41, 50)
 T2 = datetime(2020, 1, 8, 4, 42, 15)
@@ -26,7 +32,8 @@ def test_stamp_single_and_merged():
     assert acquisition_stamp([T1]) == "20200108t044150"
     assert acquisition_stamp([T2, T1]) == "20200108txxxxxx"
     # aware datetimes and numpy datetime64 are read as UTC
-    assert acquisition_stamp([datetime(2020, 1, 8, 5, 41, 50, tzinfo=timezone(timedelta(hours=1)))]) == "20200108t044150"
+    assert acquisition_stamp([datetime(2020, 1, 8, 5, 41, 50,
+                                       tzinfo=timezone(timedelta(hours=1)))]) == "20200108t044150"
     assert acquisition_stamp([np.datetime64("2020-01-08T04:41:50.123456789")]) == "20200108t044150"
     with pytest.raises(ValueError):
         acquisition_stamp([])
@@ -57,7 +64,8 @@ def test_map_names():
     fields = {"tile_name": "33NWB", "orbit": "007"}
     assert product_path("lia_product", {**fields, "LIA_kind": "LIA"}, dirs=DIRS) == Path("/out/_LIA/LIA_33NWB_007.tif")
     assert product_path("lia_product", {**fields, "LIA_kind": "sin_LIA"}, dirs=DIRS).name == "sin_LIA_33NWB_007.tif"
-    assert product_path("ia_product", {**fields, "IA_kind": "tan_IA"}, dirs=DIRS) == Path("/out/_IA/tan_IA_33NWB_007.tif")
+    assert (product_path("ia_product", {**fields, "IA_kind": "tan_IA"}, dirs=DIRS)
+            == Path("/out/_IA/tan_IA_33NWB_007.tif"))
     assert product_path("gamma_area", fields, dirs=DIRS) == Path("/out/_GAMMA_AREA/GAMMA_AREA_33NWB_007.tif")
 
 

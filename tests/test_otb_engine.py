@@ -13,20 +13,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from lxml import etree
 import pyproj
 import pytest
 import rasterio
+from lxml import etree
 from rasterio.transform import from_origin
 
-from s1tiling.errors import MissingApplicationError
 from s1tiling.engines import otb
-from s1tiling.radiometry import LOWER_SIGNAL_VALUE
-from s1tiling.radiometry import calibrate as native_calibrate
+from s1tiling.errors import MissingApplicationError
+from s1tiling.radiometry import LOWER_SIGNAL_VALUE, calibrate as native_calibrate
 from s1tiling.s1.annotation import SPEED_OF_LIGHT
-from s1tiling.times import seconds_since
 from s1tiling.s1.product import open_product
 from s1tiling.samples.testing import build_product
+from s1tiling.times import seconds_since
 
 OLD = "S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB"  # IPF 2.36
 OLD_DEM = "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768"  # 2.36, over N50E010
@@ -469,7 +468,7 @@ def test_orthorectify_matches_esa_geolocation_grid(s1_dir, srtm_dir, geoid_file,
                 assert error < tolerance
 
 
-def _write_tile(path, array, transform=from_origin(500000, 5000000, 10, 10)):
+def _write_tile(path, array, transform=from_origin(500000, 5000000, 10, 10)):  # noqa: B008 - an immutable Affine
     with rasterio.open(path, "w", driver="GTiff", width=array.shape[1], height=array.shape[0], count=1,
                        dtype=array.dtype, crs="EPSG:32631", transform=transform) as ds:
         ds.write(array, 1)
@@ -522,7 +521,8 @@ def _grid_pixel_errors(annotation: bytes) -> np.ndarray:
     root = etree.fromstring(annotation)
     spacing = float(root.findtext("imageAnnotation/imageInformation/rangePixelSpacing"))
     records = [(np.datetime64(r.findtext("azimuthTime")), float(r.findtext("sr0")),
-                np.array(r.findtext("srgrCoefficients").split(), dtype=float)) for r in root.iterfind("coordinateConversion/coordinateConversionList/coordinateConversion")]
+                np.array(r.findtext("srgrCoefficients").split(), dtype=float))
+               for r in root.iterfind("coordinateConversion/coordinateConversionList/coordinateConversion")]
     errors = []
     for point in root.iter("geolocationGridPoint"):
         t = np.datetime64(point.findtext("azimuthTime"))

@@ -16,16 +16,16 @@ from lxml import etree
 from pyproj import Geod
 
 from s1tiling import cli
-from s1tiling.samples import demo
 from s1tiling.errors import MissingGeoidError
 from s1tiling.geometry.geoid import Geoid
 from s1tiling.geometry.sar_model import SarModel
 from s1tiling.radiometry import calibrate
 from s1tiling.s1.annotation import parse_annotation
-from s1tiling.times import seconds_since
 from s1tiling.s1.product import PRODUCT_NAME, open_product
+from s1tiling.samples import demo
 from s1tiling.samples.synthetic import SLICE_OVERLAP_LINES, make_safe, write_zero_geoid
 from s1tiling.samples.testing import build_product
+from s1tiling.times import seconds_since
 
 START = dt.datetime(2021, 8, 9, 17, 39, 53, 250000, tzinfo=dt.timezone.utc)
 SMALL = dict(lines=600, samples=800, pixel_spacing=40.0)

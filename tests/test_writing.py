@@ -14,8 +14,14 @@ from rasterio.windows import Window
 
 from s1tiling.errors import ConfigurationError, ExitCode, OutputDiskFullError
 from s1tiling.naming import TileProduct
-from s1tiling.writing import (AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for,
-                              parse_creation_options, temporary_path, tile_metadata)
+from s1tiling.writing import (
+    AtomicRasterWriter,
+    cleanup_stale_temporaries,
+    creation_options_for,
+    parse_creation_options,
+    temporary_path,
+    tile_metadata,
+)
 
 # S2 tile 33NWB at 10 m (S1Tiling's test baseline grid): origin (499980, 200040), 10980 pixels.
 CRS = "EPSG:32633"
@@ -56,7 +62,8 @@ def test_creation_option_errors_and_defaults():
     # already parsed by the request-file reader
     assert creation_options_for("mask", {"mask": (None, ("COMPRESS=ZSTD", "ZSTD_LEVEL=1"))}) == (
         "uint8", {"COMPRESS": "ZSTD", "ZSTD_LEVEL": "1"})
-    assert creation_options_for("tiled", {"tiled": ("float64", {"compress": "LZW"})}) == ("float64", {"COMPRESS": "LZW"})
+    assert (creation_options_for("tiled", {"tiled": ("float64", {"compress": "LZW"})})
+            == ("float64", {"COMPRESS": "LZW"}))
 
 
 def test_tile_metadata_values():

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ..errors import ConfigurationError
 
-
 #: EODAG's name of the Sentinel-1 Level-1 GRD collection, the same for every provider.
 COLLECTION = "S1_SAR_GRD"
 

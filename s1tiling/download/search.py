@@ -22,8 +22,8 @@ from shapely.geometry.base import BaseGeometry
 
 from .. import grid
 from ..discovery import coverage_percent, name_matches, product_matches
-from ..s1.names import parse_product_name, relative_orbit, strip_suffix
 from ..errors import DownloadError
+from ..s1.names import parse_product_name, relative_orbit, strip_suffix
 from .gateway import COLLECTION, open_gateway, redact
 from .request import DownloadRequest
 from .safe import local_product

@@ -97,7 +97,8 @@ def incidence_cosines(points, normals, satellites, project, out):
             mx, my, mz = py * sz - pz * sy, pz * sx - px * sz, px * sy - py * sx
             d = (nx * mx + ny * my + nz * mz) / (mx * mx + my * my + mz * mz)
             nx, ny, nz = nx - d * mx, ny - d * my, nz - d * mz
-        out[i] = (nx * lx + ny * ly + nz * lz) / math.sqrt((nx * nx + ny * ny + nz * nz) * (lx * lx + ly * ly + lz * lz))
+        out[i] = (nx * lx + ny * ly + nz * lz) / math.sqrt((nx * nx + ny * ny + nz * nz)
+                                                         * (lx * lx + ly * ly + lz * lz))
 
 
 class ZeroDopplerOrbit:

@@ -100,7 +100,7 @@ class _SafeZip:
         return f"/vsizip/{self.path.resolve()}/{self._member(relative)}"
 
 
-def open_product(path) -> "Product":
+def open_product(path) -> Product:
     """Open a Sentinel-1 product: a ``.SAFE`` folder or a ``.zip`` holding one."""
     return Product(path)
 
