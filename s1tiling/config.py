@@ -481,7 +481,8 @@ class _Problems:
 
 def _read_ini(config_file: Path) -> configparser.ConfigParser:
     parser = configparser.ConfigParser(interpolation=_EnvironmentInterpolation())
-    parser.optionxform = str  # keep key case: [Metadata] keys are written as given
+    # keep key case: [Metadata] keys are written as given (configparser's documented way; typeshed calls it a method)
+    parser.optionxform = str  # type: ignore[method-assign, assignment]
     try:
         with open(config_file, encoding="utf-8") as stream:
             parser.read_file(stream, source=str(config_file))
@@ -529,14 +530,14 @@ def _parse_section(parser, section: str, cls: type, problems: _Problems, present
         prefix, _, kind = name.partition(".")
         spec = fields.get(prefix if kind else name)
         parse = spec and spec.metadata.get("group" if kind else "parse")
-        if not parse:
+        if not parse or spec is None:  # (spec is None only when parse is)
             logger.warning("%s: [%s] %s: unknown key, ignored", problems.file, section, key)
             continue
         present.add(prefix if kind else name)
         raw = parser.get(section, key, raw=True)
         raws[name] = raw
         if kind and spec.metadata["kinds"]:
-            kind = next((k for k in spec.metadata["kinds"] if k.lower() == kind), None)
+            kind = next((k for k in spec.metadata["kinds"] if k.lower() == kind), None)  # type: ignore[assignment]
             if kind is None:
                 problems.add(section, key, raw, f"expected one of "
                              f"{', '.join(prefix + '.' + k for k in spec.metadata['kinds'])}")
@@ -688,8 +689,8 @@ def load_config(path, overrides: Mapping[str, Mapping[str, str]] | None = None) 
     for section, items in (overrides or {}).items():
         if not parser.has_section(section):
             parser.add_section(section)
-        for key, value in items.items():
-            parser.set(section, key, value)
+        for key, text in items.items():
+            parser.set(section, key, text)
 
     canonical = {name.lower(): name for name in (*_SECTIONS, _METADATA)}
     values: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}

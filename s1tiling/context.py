@@ -155,4 +155,4 @@ def pass_orbit(products: list[Product], vectors: StateVectors | None = None) -> 
                                np.concatenate([v.velocities for v in annotated])[first], "annotation")
     start, stop = as_utc(products[0].start_time), as_utc(products[-1].stop_time)
     orbit = Orbit(vectors, reference_time=start)
-    return ZeroDopplerOrbit(orbit, 0.5 * orbit.seconds(np.datetime64(stop, "ns")))
+    return ZeroDopplerOrbit(orbit, float(0.5 * orbit.seconds(np.datetime64(stop, "ns"))))

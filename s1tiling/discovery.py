@@ -134,7 +134,7 @@ def open_matching_products(s1_images, request) -> list:
     selected = []
     for path in find_local_products(s1_images):
         parsed = parse_product_name(path)
-        if not name_matches(parsed, request):
+        if not name_matches(parsed, request):  # type: ignore[arg-type]  # found products have ESA names
             continue
         try:
             product = open_product(path)

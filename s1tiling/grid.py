@@ -347,7 +347,7 @@ class FileTileGrid(TileGrid):
         return self._tiles[key]
 
     def tiles_intersecting(self, geometry: BaseGeometry) -> list[str]:
-        names = set()
+        names: set[str] = set()
         for part in _fold_longitudes(geometry):
             area = box(*part.bounds).buffer(_SEARCH_MARGIN, join_style="mitre")
             near = {self._piece_names[i] for i in self._index.query(area)}
@@ -435,7 +435,7 @@ def _canonical(name: str) -> str:
 
 @cache
 def _tile(name: str) -> S2Tile:
-    zone_text, band, column, row = _NAME_PATTERN.fullmatch(name).groups()
+    zone_text, band, column, row = _NAME_PATTERN.fullmatch(name).groups()  # type: ignore[union-attr]  # _canonical
     zone = int(zone_text)
     if not 1 <= zone <= 60:
         raise ValueError(f"tile {name}: UTM zone {zone_text} is not in 01-60")

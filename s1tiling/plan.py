@@ -312,13 +312,13 @@ def plan_products(settings: Settings, groups: Sequence[TileGroup]) -> Plan:
                 map_groups.append(g)
         made_now = {image.path for image in job.images} if job else set()
         for tp in products:
-            image = str(image_path(settings, tp))
+            source = str(image_path(settings, tp))
             for kind in wanted:
                 out = image_path(settings, tp, kind)
                 if out.exists():
                     present.append(str(out))
                 else:
-                    derived.append(DerivedJob(kind, image, str(out), job.key if job and image in made_now else None))
+                    derived.append(DerivedJob(kind, source, str(out), job.key if job and source in made_now else None))
     map_jobs, maps_present = plan_maps(settings, map_groups, "GAMMA_AREA" if rtc else "LIA")
     return Plan(passes=tuple(groups), tile_jobs=tuple(tile_jobs), map_jobs=tuple(map_jobs),
                 calibrations=tuple(calibrations), derived=tuple(derived), present=tuple(present + maps_present),

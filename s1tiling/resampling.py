@@ -119,7 +119,7 @@ def sample(window, line0, pixel0, image_shape, lines, pixels, method="nn", floor
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     if img.size:
-        imgs = img.reshape((-1,) + img.shape[-2:])
+        imgs: np.ndarray = img.reshape((-1,) + img.shape[-2:])  # (numpy's stubs make its shape ())
         merged = out.reshape(imgs.shape[0], lines.size)
         position = (int(line0), int(pixel0), int(image_shape[0]), int(image_shape[1]), lines.ravel(), pixels.ravel())
         if code == 0:

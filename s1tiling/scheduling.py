@@ -286,7 +286,7 @@ class _Progress:
 
     def __init__(self, total: int, bar: bool | None):
         self.total = total
-        self.counts = Counter()
+        self.counts: Counter[str] = Counter()
         self._stop = threading.Event()
         self._bar = None
         self._swapped: list[tuple[logging.Handler, logging.Handler]] = []
@@ -394,8 +394,8 @@ def _run_distributed(graph: _Graph, client, settings, progress: _Progress, limit
     live: dict[str, Any] = {}          # task key -> Future, kept while a dependent may still need it
     owner: dict[str, str] = {}         # dask key -> task key
     launched: set[str] = set()
-    running = Counter()                # kind -> tasks submitted and not finished
-    held = {kind: deque() for kind in limits}  # ready tasks waiting for a slot of their kind
+    running: Counter[str] = Counter()  # kind -> tasks submitted and not finished
+    held: dict[str, deque[str]] = {kind: deque() for kind in limits}  # ready tasks waiting for a slot of their kind
     finished = as_completed(loop=client.loop)
 
     def launch(key: str) -> None:

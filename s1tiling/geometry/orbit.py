@@ -73,7 +73,7 @@ class Orbit:
         self.origins, self.scales, self.coefficients = _lagrange_pieces(self.node_times, positions, velocities)
 
     @property
-    def arrays(self):
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """What :func:`orbit_state` needs: (node_times, origins, scales, coefficients)."""
         return self.node_times, self.origins, self.scales, self.coefficients
 
@@ -225,11 +225,11 @@ def read_eof(path) -> StateVectors:
     declared = root.find(".//List_of_OSVs")
     if declared is not None and declared.get("count", "").isdigit() and int(declared.get("count")) != len(states):
         log.info("%s: %s state vectors declared, %d present", path.name, declared.get("count"), len(states))
-    times = np.array(times, dtype="datetime64[ns]")
-    states = np.array(states)
-    times, unique = np.unique(times, return_index=True)
-    states = states[unique]
-    return StateVectors(times=times, positions=states[:, :3], velocities=states[:, 3:], source=source)
+    time_array = np.array(times, dtype="datetime64[ns]")
+    state_array = np.array(states)
+    time_array, unique = np.unique(time_array, return_index=True)
+    state_array = state_array[unique]
+    return StateVectors(times=time_array, positions=state_array[:, :3], velocities=state_array[:, 3:], source=source)
 
 
 def select_state_vectors(vectors: StateVectors, start, stop, margin: float = ORBIT_MARGIN) -> StateVectors:

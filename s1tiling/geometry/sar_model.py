@@ -43,7 +43,8 @@ class SarModel:
 
     def __init__(self, annotation: ProductAnnotation, orbit: Orbit):
         image = annotation.image
-        self.reference_time = np.datetime64(image.first_line_time, "ns")
+        # numpy's stubs lack datetime64(datetime64, unit), the unit conversion used here
+        self.reference_time = np.datetime64(image.first_line_time, "ns")  # type: ignore[call-overload]
         if orbit.reference_time != self.reference_time:
             raise ValueError("the orbit's reference time must be the product's first line time")
         self.orbit = orbit

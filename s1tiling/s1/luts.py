@@ -272,8 +272,8 @@ def parse_calibration(source) -> CalibrationLUTs:
     tags = ("sigmaNought", "betaNought", "gamma", "dn")
     lines, pixels, values = _vectors(root, "calibrationVectorList", "calibrationVector", tags)
     constant = root.findtext("calibrationInformation/absoluteCalibrationConstant")
-    return CalibrationLUTs(
-        *(VectorLUT(lines, pixels, values[tag]) for tag in tags),
+    return CalibrationLUTs(  # type: ignore[misc]  # mypy cannot count the starred LUTs: one per tag, four
+        *(VectorLUT(lines, pixels, values[tag]) for tag in tags),  # type: ignore[arg-type]
         absolute_calibration_constant=float(constant) if constant else 1.0,
     )
 

@@ -111,7 +111,7 @@ class Product:
     def __init__(self, path):
         self.path = Path(path)
         if self.path.is_dir():
-            self._files = _SafeFolder(self.path)
+            self._files: _SafeFolder | _SafeZip = _SafeFolder(self.path)
         elif self.path.is_file():
             self._files = _SafeZip(self.path)
         else:
