@@ -246,7 +246,7 @@ def test_calibrated_values_follow_the_lut_formula(merged, germany, s1_dir, geoid
     sources = []  # per slice, in time order: nearest sample, inside it, near its edges, LUTs
     for name in GERMANY:
         product = open_product(germany.s1 / f"{name}.SAFE")
-        line, pixel = product.ground_to_sar(lat, lon, height)
+        line, pixel = product.sar_model().ground_to_sar(lat, lon, height)
         lines, samples = product.shape
         safe = s1_dir / f"{name}.SAFE"
         luts = (VectorLUT(annotation_file(safe, "calibration"), "calibrationVector", "sigmaNought"),

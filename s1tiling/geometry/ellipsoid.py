@@ -74,15 +74,6 @@ def _to_ecef(lat, lon, h, x, y, z):
         x[i], y[i], z[i] = geodetic_to_ecef_rad(math.radians(lat[i]), math.radians(lon[i]), h[i])
 
 
-@njit(parallel=True, cache=True)
-def _to_geodetic(x, y, z, lat, lon, h):
-    for i in prange(x.size):
-        la, lo, hh = ecef_to_geodetic_rad(x[i], y[i], z[i])
-        lat[i] = math.degrees(la)
-        lon[i] = math.degrees(lo)
-        h[i] = hh
-
-
 def _flat(*arrays):
     b = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in arrays])
     return b[0].shape, [np.ascontiguousarray(a).ravel() for a in b]
@@ -94,14 +85,6 @@ def geodetic_to_ecef(lat, lon, h):
     x, y, z = (np.empty(lat.size) for _ in range(3))
     _to_ecef(lat, lon, h, x, y, z)
     return x.reshape(shape), y.reshape(shape), z.reshape(shape)
-
-
-def ecef_to_geodetic(x, y, z):
-    """lat, lon (degrees, lon in [-180, 180]) and ellipsoidal height (m) of ECEF points."""
-    shape, (x, y, z) = _flat(x, y, z)
-    lat, lon, h = (np.empty(x.size) for _ in range(3))
-    _to_geodetic(x, y, z, lat, lon, h)
-    return lat.reshape(shape), lon.reshape(shape), h.reshape(shape)
 
 
 def ellipsoid_normal(lat, lon):

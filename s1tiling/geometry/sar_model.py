@@ -97,10 +97,6 @@ class SarModel:
         """Seconds from ``reference_time`` of (fractional) lines."""
         return np.asarray(line, dtype=np.float64) * self.azimuth_time_interval
 
-    def line_of(self, times):
-        """Fractional line of datetime64 azimuth times."""
-        return seconds_since(times, self.reference_time) / self.azimuth_time_interval
-
     def slant_range(self, line, pixel):
         """Slant range (m) of SAR positions."""
         gr = np.asarray(pixel, dtype=np.float64) * self.range_pixel_spacing
@@ -131,10 +127,6 @@ class SarModel:
     def ground_to_sar(self, lat, lon, height):
         """(line, pixel) of ground points (degrees, ellipsoidal metres); NaN where unsolvable."""
         return self._ground_to_sar(lat, lon, height, True)
-
-    def ground_to_sar_ecef(self, x, y, z):
-        """(line, pixel) of ECEF points (metres)."""
-        return self._ground_to_sar(x, y, z, False)
 
     def sar_to_ground(self, line, pixel, height):
         """(lat, lon) in degrees of SAR positions at an ellipsoidal height."""

@@ -364,11 +364,5 @@ class Product:
             self._sar_models[pol] = SarModel.from_annotation(self.annotation(pol))
         return self._sar_models[pol]
 
-    def ground_to_sar(self, lat, lon, height, pol: str | None = None):
-        return self.sar_model(pol).ground_to_sar(lat, lon, height)
-
-    def sar_to_ground(self, line, pixel, height, pol: str | None = None):
-        return self.sar_model(pol).sar_to_ground(line, pixel, height)
-
 
 __all__ = ["Product", "open_product", "as_window", "PRODUCT_NAME"]
