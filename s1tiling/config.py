@@ -19,7 +19,7 @@ import os
 import re
 import string
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,10 +49,10 @@ class FrozenMap(Mapping):
 
     __slots__ = ("_data",)
 
-    def __init__(self, data=()):
+    def __init__(self, data: Mapping[Any, Any] | Iterable[tuple[Any, Any]] = ()):
         self._data = dict(data)
 
-    def __getitem__(self, key):
+    def __getitem__(self, key: Any) -> Any:
         return self._data[key]
 
     def __iter__(self) -> Iterator:
@@ -677,7 +677,7 @@ def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], r
         values["Filtering"]["keep_non_filtered_products"] = True
 
 
-def load_config(path, overrides: Mapping[str, Mapping[str, str]] | None = None) -> Settings:
+def load_config(path: str | Path, overrides: Mapping[str, Mapping[str, str]] | None = None) -> Settings:
     """Reads and validates a request file; raises ConfigurationError listing every problem.
 
     ``overrides`` (section -> key -> value as text, e.g. from command-line options) replace or

@@ -37,7 +37,7 @@ from .s1.product import Product
 from .times import as_utc
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from .config import ProcessingSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Context:
         self.settings = state["settings"]
 
     @property
-    def processing(self):
+    def processing(self) -> ProcessingSettings:
         return self.settings.processing
 
     @cached_property

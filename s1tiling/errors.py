@@ -39,7 +39,7 @@ class ProductError(S1TilingError):
 
     exit_code = ExitCode.CORRUPT_PRODUCT
 
-    def __init__(self, product, file, problem):
+    def __init__(self, product: object, file: object | None, problem: str):
         self.product = str(product)
         self.file = str(file) if file is not None else None
         self.problem = problem

@@ -97,7 +97,7 @@ def despeckle_padded(padded: np.ndarray, method: str, radius: int, deramp: float
         if method == "frost":
             out = _frost(x, valid, radius, deramp * ci2)
         else:
-            cu2 = 1.0 / nblooks
+            cu2 = 1.0 / nblooks  # type: ignore[operator]  # not None: check_filter_options
             if method == "lee":
                 w = 1.0 - cu2 / ci2
                 out = centre * w + mean * (1.0 - w)

@@ -55,6 +55,7 @@ import re
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
@@ -64,6 +65,9 @@ from shapely.geometry import MultiPolygon, Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
 
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # config.py imports this module
+    from .config import Settings
 
 __all__ = ["S2Tile", "TILE_SIZE", "tile", "is_valid_tile_name", "tiles_intersecting", "tile_names",
            "closest_tile_names", "load_tile_file",
@@ -233,7 +237,7 @@ def tiles_intersecting(geometry: BaseGeometry) -> list[str]:
     return sorted(names)
 
 
-def load_tile_file(path) -> dict[str, BaseGeometry]:
+def load_tile_file(path: str | Path) -> dict[str, BaseGeometry]:
     """Tile name -> lon/lat footprint read from a user's tile file ([Processing] tiles_shapefile).
 
     Any vector format GDAL reads when ``pyogrio`` or ``fiona`` is installed; GeoJSON otherwise.
@@ -309,7 +313,7 @@ class _MGRSGrid(TileGrid):
     def closest_names(self, name: str, count: int = 3) -> list[str]:
         return closest_tile_names(name, count)
 
-    def __reduce__(self):
+    def __reduce__(self) -> str:
         return "MGRS_GRID"  # unpickles as the module's instance
 
 
@@ -319,7 +323,7 @@ MGRS_GRID = _MGRSGrid()
 class FileTileGrid(TileGrid):
     """The tiles of a user's tile file; their grids follow the rules of the module docstring."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         self.footprints = load_tile_file(self.path)
         flat = sorted(name for name, footprint in self.footprints.items()
@@ -360,11 +364,11 @@ class FileTileGrid(TileGrid):
     def closest_names(self, name: str, count: int = 3) -> list[str]:
         return difflib.get_close_matches(_strip_name(str(name)), sorted(self.footprints), n=count, cutoff=0.5)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
         return for_tile_file, (self.path,)
 
 
-def for_tile_file(path) -> TileGrid:
+def for_tile_file(path: str | Path | None) -> TileGrid:
     """:data:`MGRS_GRID` for ``None``, else the grid of that tile file (read once per process while
     the file is unchanged); ConfigurationError naming the file when it cannot be used."""
     if path is None:
@@ -379,7 +383,7 @@ def _file_grid(path: Path, stamp) -> FileTileGrid:
     return FileTileGrid(path)
 
 
-def for_settings(settings) -> TileGrid:
+def for_settings(settings: Settings) -> TileGrid:
     """The grid of a run: that of ``[Processing] tiles_shapefile`` when set, else the MGRS grid.
 
     Settings travel to the worker processes, so every task finds the same grid from them.

@@ -61,13 +61,13 @@ BLOCK_COLS = 2048
 _LONLAT_STEP = 8  # exact lon/lat every 8 pixels, bilinear in between (error far below 1 mm)
 
 
-def pixel_lonlat(crs, transform, shape) -> tuple[np.ndarray, np.ndarray]:
+def pixel_lonlat(crs: str, transform: Affine, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Longitudes and latitudes (degrees) of the pixel centres of a grid (exact every few pixels,
     bilinear in between)."""
     rows, cols = shape
     sub_rows = np.unique(np.append(np.arange(0, rows, _LONLAT_STEP), rows - 1))
     sub_cols = np.unique(np.append(np.arange(0, cols, _LONLAT_STEP), cols - 1))
-    x, y = transform @ np.meshgrid(sub_cols + 0.5, sub_rows + 0.5)
+    x, y = transform @ np.meshgrid(sub_cols + 0.5, sub_rows + 0.5)  # type: ignore[operator]  # arrays work too
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
     row_pos = np.interp(np.arange(rows), sub_rows, np.arange(sub_rows.size))
     col_pos = np.interp(np.arange(cols), sub_cols, np.arange(sub_cols.size))
@@ -84,14 +84,14 @@ def _bilinear(values, row_pos, col_pos):
     return top * (1 - fr) + bottom * fr
 
 
-def ia_cosines(orbit: ZeroDopplerOrbit, crs, transform, shape) -> np.ndarray:
+def ia_cosines(orbit: ZeroDopplerOrbit, crs: str, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
     """cos(IA) at the pixel centres of a north-up grid, on the ellipsoid."""
     lon, lat = pixel_lonlat(crs, transform, shape)
     points = np.stack(geodetic_to_ecef(lat, lon, 0.0), axis=-1)
     return orbit.cosines(points, ellipsoid_normal(lat, lon))
 
 
-def lia_cosines(orbit: ZeroDopplerOrbit, crs, transform, heights) -> np.ndarray:
+def lia_cosines(orbit: ZeroDopplerOrbit, crs: str, transform: Affine, heights: np.ndarray) -> np.ndarray:
     """cos(LIA) of a north-up grid whose ellipsoidal ``heights`` include a one-pixel border
     (``transform`` is that of the bordered grid); the result is the interior, 2 rows and 2
     columns smaller."""

@@ -18,6 +18,10 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 _CONSOLE_FORMAT = "%(levelname)s - %(message)s"
 _DETAILED_FORMAT = "%(asctime)s - %(levelname)s - %(name)s - %(message)s"
@@ -93,7 +97,7 @@ def _user_config(config_dir: Path) -> bool:
     return False
 
 
-def setup_logging(settings=None) -> list[Path]:
+def setup_logging(settings: Settings | None = None) -> list[Path]:
     """Configures logging for a run; without settings, INFO messages to stderr only.
 
     Returns the log files opened (empty unless mode has ``logging``).

@@ -30,10 +30,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import ConfigurationError
 from .times import as_utc
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .config import PathsSettings
 
 _TILE_STEM = "{flying_unit_code}_{tile_name}_{polarisation}_{orbit_direction}_{orbit}_{acquisition_stamp}"
 
@@ -98,7 +103,7 @@ CALIBRATION_TYPE: dict[str, str] = {
 DIR_FIELDS = ("out_dir", "tmp_dir", "lia_dir", "ia_dir", "gamma_area_dir", "eof_dir")
 
 
-def layout(paths) -> dict[str, str]:
+def layout(paths: PathsSettings) -> dict[str, str]:
     """The folder fields of the templates (``{out_dir}``...) from a request's ``[Paths]``."""
     return {"out_dir": str(paths.output), "tmp_dir": str(paths.tmp), "lia_dir": str(paths.lia),
             "ia_dir": str(paths.ia), "gamma_area_dir": str(paths.gamma_area), "eof_dir": str(paths.eof_dir)}
@@ -109,7 +114,7 @@ class NameFormatter(string.Formatter):
 
     _CONVERSIONS = {"l": str.lower, "u": str.upper, "c": str.capitalize}
 
-    def convert_field(self, value, conversion):
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
         if conversion in self._CONVERSIONS:
             return self._CONVERSIONS[conversion](str(value))
         return super().convert_field(value, conversion)
@@ -133,7 +138,7 @@ def format_template(template: str, fields: Mapping[str, object], setting: str = 
         raise ConfigurationError(f"{setting} = {template!r}: invalid template ({exc})") from exc
 
 
-def acquisition_time_stamp(time) -> str:
+def acquisition_time_stamp(time: datetime | np.datetime64) -> str:
     """``yyyymmddtHHMMSS`` (S1Tiling's ``acquisition_time``) of one product start time."""
     return as_utc(time).strftime("%Y%m%dt%H%M%S")
 
@@ -166,7 +171,7 @@ class TileProduct:
     acquisition_times: tuple
     calibration: str = "sigma"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         direction = self.orbit_direction.upper()[:3]
         if direction not in ("ASC", "DES"):
             raise ValueError(f"orbit direction must be ASC or DES, got {self.orbit_direction!r}")

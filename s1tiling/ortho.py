@@ -12,10 +12,17 @@ against exact per-pixel geocoding, is given in the README ("Accuracy and speed")
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
+from affine import Affine
+from numpy.typing import ArrayLike
 from pyproj import Transformer
+
+if TYPE_CHECKING:
+    from .geometry.geoid import Geoid
+    from .geometry.sar_model import SarModel
 
 #: Heights (m) added around the terrain range of a block so that every pixel height lies
 #: between the lowest and highest geometry layer.
@@ -43,7 +50,8 @@ class GeometryGrid:
     undulation: np.ndarray
 
     @classmethod
-    def compute(cls, sar_model, geoid, crs, bounds, step, height_range):
+    def compute(cls, sar_model: SarModel, geoid: Geoid, crs: str, bounds: tuple[float, float, float, float],
+                step: float, height_range: tuple[float, float]) -> GeometryGrid:
         """Geocode the nodes covering ``bounds`` (xmin, ymin, xmax, ymax in ``crs``).
 
         ``height_range`` (min, max) is the range of orthometric heights in the area; the geoid
@@ -70,7 +78,8 @@ class GeometryGrid:
             lines[k], pixels[k] = sar_model.ground_to_sar(lat, lon, np.full_like(lat, h))
         return cls(str(crs), float(x0), float(y0), float(step), heights, lines, pixels, undulation)
 
-    def sar_positions(self, transform, row0, col0, orthometric):
+    def sar_positions(self, transform: Affine, row0: int, col0: int,
+                      orthometric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """SAR (line, pixel) of the output pixels of a block.
 
         ``transform`` is the affine of the output grid (north-up), ``(row0, col0)`` the block's
@@ -139,7 +148,8 @@ def _interpolate_positions(node_lines, node_pixels, undulation, layer_h, u0, du,
             out_p[r, c] = pixel
 
 
-def sar_window(lines, pixels, image_shape, margin):
+def sar_window(lines: ArrayLike, pixels: ArrayLike, image_shape: tuple[int, int],
+               margin: int) -> tuple[int, int, int, int] | None:
     """Smallest window ``(row_off, col_off, height, width)`` of the SAR image holding every sample
     needed to interpolate at the given positions (``margin`` extra samples each side), or None.
     Positions where the line or the pixel is not finite are ignored."""

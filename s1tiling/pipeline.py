@@ -18,6 +18,7 @@ per job of the plan, each calling its maker with the job and the run's
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 from . import download, grid
@@ -38,7 +39,7 @@ from .terrain_flattening import produce_gamma_area
 logger = logging.getLogger(__name__)
 
 
-def check_dem_and_geoid(settings: Settings, tiles) -> None:
+def check_dem_and_geoid(settings: Settings, tiles: Iterable[str]) -> None:
     """Exit 75 when DEM tiles are missing under the requested tiles, 76 when no geoid is found."""
     context = Context(settings)
     missing = sorted({m for t in tiles for m in context.dem.missing_tiles(context.tile_grid.tile(t).footprint)})

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 METHODS = ("nn", "linear", "bco")
 
 
 @numba.njit(cache=True, inline="always")
-def keys_weight(t):
+def keys_weight(t: float) -> float:
     """Keys' cubic convolution kernel, a = -0.5 (what OTB's BCO interpolator uses with radius 2)."""
     t = abs(t)
     if t <= 1.0:
@@ -96,7 +97,8 @@ def _interpolate(imgs, line0, pixel0, nlines, npixels, lines, pixels, radius, fl
             out[band, k] = value
 
 
-def sample(window, line0, pixel0, image_shape, lines, pixels, method="nn", floor=1e-7, out=None):
+def sample(window: np.ndarray, line0: int, pixel0: int, image_shape: tuple[int, int], lines: ArrayLike,
+           pixels: ArrayLike, method: str = "nn", floor: float = 1e-7, out: np.ndarray | None = None) -> np.ndarray:
     """Values of ``window`` (SAR samples starting at ``(line0, pixel0)`` of an image of
     ``image_shape`` = (lines, samples)) at the fractional positions ``lines``/``pixels``.
 

@@ -50,9 +50,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError, ExitCode, MissingApplicationError, S1TilingError
+
+if TYPE_CHECKING:  # dask's modules are imported when a run needs them
+    from dask_jobqueue import JobQueueCluster
+    from distributed import Client
+
+    from .config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +84,7 @@ class Task:
     kind: str = "task"
     resources: Mapping[str, float] | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not isinstance(self.key, str) or not self.key:
             raise ValueError(f"task key must be a non-empty string, got {self.key!r}")
         if not callable(self.func):
@@ -369,7 +375,7 @@ def _run_sequentially(graph: _Graph, progress: _Progress) -> None:
         progress.add([outcome, *skipped])
 
 
-def _worker_memory_budget(client) -> int | None:
+def _worker_memory_budget(client: Client) -> int | None:
     """The smallest 'memory' resource (MB) of the workers, None when they do not all declare one."""
     workers = client.scheduler_info()["workers"]
     if not workers:
@@ -383,7 +389,8 @@ def _worker_memory_budget(client) -> int | None:
     return int(min(budgets))
 
 
-def _run_distributed(graph: _Graph, client, settings, progress: _Progress, limits: Mapping[str, int]) -> None:
+def _run_distributed(graph: _Graph, client: Client, settings: Settings, progress: _Progress,
+                     limits: Mapping[str, int]) -> None:
     from distributed import as_completed
 
     budget = _worker_memory_budget(client)
@@ -392,7 +399,7 @@ def _run_distributed(graph: _Graph, client, settings, progress: _Progress, limit
     run_id = uuid.uuid4().hex[:8]
 
     live: dict[str, Any] = {}          # task key -> Future, kept while a dependent may still need it
-    owner: dict[str, str] = {}         # dask key -> task key
+    owner: dict[Any, str] = {}         # dask key -> task key
     launched: set[str] = set()
     running: Counter[str] = Counter()  # kind -> tasks submitted and not finished
     held: dict[str, deque[str]] = {kind: deque() for kind in limits}  # ready tasks waiting for a slot of their kind
@@ -447,7 +454,8 @@ def _run_distributed(graph: _Graph, client, settings, progress: _Progress, limit
         client.unforward_logging(FORWARDED_LOGGER)
 
 
-def run_tasks(tasks: Iterable[Task], settings, *, client=None, progress: bool | None = None,
+def run_tasks(tasks: Iterable[Task], settings: Settings, *, client: Client | str | None = None,
+              progress: bool | None = None,
               limits: Mapping[str, int] | None = None) -> RunReport:
     """Runs the tasks, each after its dependencies; returns the outcome of every one.
 
@@ -464,8 +472,8 @@ def run_tasks(tasks: Iterable[Task], settings, *, client=None, progress: bool | 
     try:
         if client == SEQUENTIAL:
             _run_sequentially(graph, meter)
-        elif client is not None:
-            _run_distributed(graph, client, settings, meter, limits)
+        elif client is not None:  # (the one str client, SEQUENTIAL, is handled above)
+            _run_distributed(graph, client, settings, meter, limits)  # type: ignore[arg-type]
         else:
             with executor_for(settings) as own_client:
                 _run_distributed(graph, own_client, settings, meter, limits)
@@ -479,7 +487,7 @@ def run_tasks(tasks: Iterable[Task], settings, *, client=None, progress: bool | 
 # ---------------------------------------------------------------------------- temporary files
 
 @contextlib.contextmanager
-def run_temporary_dir(settings) -> Iterator[Path]:
+def run_temporary_dir(settings: Settings) -> Iterator[Path]:
     """A new directory ``{tmp}/s1tiling-<host>-<pid>-<random>``, removed on exit (kept in debug mode).
 
     Concurrent runs, on one machine or on a cluster, never share temporary files.
@@ -498,7 +506,7 @@ def run_temporary_dir(settings) -> Iterator[Path]:
 
 # ---------------------------------------------------------------------------- executors
 
-def _worker_environment(settings) -> dict[str, str]:
+def _worker_environment(settings: Settings) -> dict[str, str]:
     """Thread counts of the numerical libraries inside a worker: nb_otb_threads per task."""
     threads = str(settings.processing.nb_otb_threads)
     return {name: threads for name in
@@ -512,7 +520,7 @@ def _memory_bytes(text: str) -> int:
     return int(float(text) * _MiB) if text.replace(".", "", 1).isdigit() else parse_bytes(text)
 
 
-def _batch_job_options(settings) -> dict[str, Any]:
+def _batch_job_options(settings: Settings) -> dict[str, Any]:
     """dask-jobqueue keyword arguments from [Cluster] and [Processing]; unset keys keep dask's config."""
     import dask
 
@@ -541,7 +549,7 @@ def _batch_job_options(settings) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-def _batch_cluster(settings):
+def _batch_cluster(settings: Settings) -> JobQueueCluster:
     """A dask-jobqueue SLURMCluster or PBSCluster (no job submitted yet)."""
     try:
         import dask_jobqueue
@@ -553,7 +561,7 @@ def _batch_cluster(settings):
     return cls(**_batch_job_options(settings))
 
 
-def job_script(settings) -> str:
+def job_script(settings: Settings) -> str:
     """The batch script dask-jobqueue would submit for ``[Cluster] scheduler = slurm|pbs``; submits nothing."""
     if settings.cluster.scheduler not in ("slurm", "pbs"):
         raise ValueError(f"no job script for [Cluster] scheduler = {settings.cluster.scheduler}")
@@ -561,7 +569,7 @@ def job_script(settings) -> str:
         return cluster.job_script()
 
 
-def _log_dashboard(client) -> None:
+def _log_dashboard(client: Client) -> None:
     if "dashboard" in client.scheduler_info().get("services", {}):
         logger.info("Dask dashboard: %s", client.dashboard_link)
     else:
@@ -581,7 +589,7 @@ def _quiet_dask_logs() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def executor_for(settings) -> Iterator[Any]:
+def executor_for(settings: Settings) -> Iterator[Client]:
     """A ``distributed.Client`` on the cluster ``[Cluster] scheduler`` names; closed (with its cluster) on exit."""
     from distributed import Client, LocalCluster
 

@@ -18,9 +18,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import numpy as np
 import rasterio
+from affine import Affine
+from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
@@ -172,18 +176,18 @@ class AtomicRasterWriter:
     on an exception nothing is left behind.
     """
 
-    def __init__(self, path: str | os.PathLike, *, crs, transform, width: int, height: int,
+    def __init__(self, path: str | os.PathLike, *, crs: str | CRS, transform: Affine, width: int, height: int,
                  dtype: str = "float32", nodata: float | None = 0,
                  creation_options: Mapping[str, str] | None = None,
                  tags: Mapping[str, str] | None = None):
         self.path = Path(path)
         self.tags = dict(tags or {})
         options = dict(DEFAULT_CREATION_OPTIONS["tiled"][1] if creation_options is None else creation_options)
-        self._profile = dict(driver="GTiff", crs=crs, transform=transform, width=int(width),
+        self._profile: dict[str, Any] = dict(driver="GTiff", crs=crs, transform=transform, width=int(width),
                              height=int(height), count=1, dtype=dtype, nodata=nodata,
                              **{k.lower(): v for k, v in options.items()})
         self._stack: ExitStack | None = None
-        self._dataset = None
+        self._dataset: Any = None  # the open rasterio dataset, between __enter__ and __exit__
 
     @property
     def dtype(self) -> str:
@@ -204,7 +208,8 @@ class AtomicRasterWriter:
         """Write a 2-D block at ``window`` (the whole raster when ``None``)."""
         self._dataset.write(np.asarray(array, dtype=self.dtype), 1, window=window)
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool | None:
         stack, dataset = self._stack, self._dataset
         self._stack = self._dataset = None
         try:
@@ -213,10 +218,10 @@ class AtomicRasterWriter:
             dataset.close()
         except BaseException as error:
             if exc is None:  # a failed flush (disk full) fails the whole write
-                if not stack.__exit__(type(error), error, error.__traceback__):
+                if not stack.__exit__(type(error), error, error.__traceback__):  # type: ignore[union-attr]
                     raise
                 return False
-        return stack.__exit__(exc_type, exc, tb)
+        return stack.__exit__(exc_type, exc, tb)  # type: ignore[union-attr]  # (stack: set by __enter__)
 
 
 def write_like(source: str | os.PathLike, out: str | os.PathLike,
@@ -254,7 +259,7 @@ def cleanup_stale_temporaries(folder: str | os.PathLike, max_age_hours: float = 
     A temporary is stale when it is older than ``max_age_hours`` or when it was
     made on this host by a process that no longer exists.
     """
-    removed = []
+    removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
@@ -284,7 +289,7 @@ def _pid_alive(pid: int) -> bool:
 # ---------------------------------------------------------------------------
 # Metadata
 
-def format_acquisition_datetime(when) -> str:
+def format_acquisition_datetime(when: datetime | np.datetime64) -> str:
     """S1Tiling's ``ACQUISITION_DATETIME`` format: ``YYYY:MM:DDTHH:MM:SSZ`` (UTC)."""
     return as_utc(when).strftime("%Y:%m:%dT%H:%M:%SZ")
 

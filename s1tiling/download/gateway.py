@@ -4,9 +4,14 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
+
+if TYPE_CHECKING:  # eodag is imported when a gateway is opened
+    from eodag import EODataAccessGateway
 
 #: EODAG's name of the Sentinel-1 Level-1 GRD collection, the same for every provider.
 COLLECTION = "S1_SAR_GRD"
@@ -14,7 +19,7 @@ COLLECTION = "S1_SAR_GRD"
 _SECRET_NAMES = r"(?:password|passwd|pwd|token|access_token|refresh_token|apikey|api_key|key|secret|" \
                 r"client_secret|aws_secret_access_key|aws_session_token|totp|signature|sig|" \
                 r"x-amz-signature|x-amz-credential|x-amz-security-token)"
-_SECRETS = [
+_SECRETS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # URL query parameters: ...?token=abc&... (some providers authenticate that way)
     (re.compile(rf"([?&;]{_SECRET_NAMES}=)[^&#\s'\"]+", re.IGNORECASE), r"\1***"),
     # mappings and headers: 'password': 'a b', password=abc, "apikey": "abc"
@@ -64,7 +69,7 @@ def protect_logs() -> None:
             target.addFilter(_FILTER)
 
 
-def open_gateway(eodag_config: Path | None = None):
+def open_gateway(eodag_config: Path | None = None) -> EODataAccessGateway:
     """An ``EODataAccessGateway`` reading ``eodag_config`` (None: EODAG's own default lookup).
 
     EODAG's usual environment variables still apply (``EODAG_CFG_DIR``,
@@ -74,7 +79,7 @@ def open_gateway(eodag_config: Path | None = None):
     from eodag import EODataAccessGateway
     from eodag.config import EODAGSettings
 
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if eodag_config is not None:
         path = Path(eodag_config).expanduser()
         if not path.is_file():

@@ -4,6 +4,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class DownloadRequest:
     tiles_shapefile: Path | None = None
 
 
-def request_from_settings(settings) -> DownloadRequest:
+def request_from_settings(settings: Settings) -> DownloadRequest:
     """The request of a run: ``roi_by_tiles`` tiles, or the processing tiles when it is ``ALL``."""
     source = settings.data_source
     roi = source.roi_by_tiles

@@ -42,7 +42,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from lxml import etree
@@ -51,7 +51,7 @@ from rasterio.windows import Window
 from ..errors import MissingApplicationError, ProductError, S1TilingError
 from ..radiometry import LOWER_SIGNAL_VALUE
 from ..s1.manifest import FILE_KINDS
-from ..s1.product import as_window, open_product
+from ..s1.product import WindowLike, as_window, open_product
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class OtbApp:
                 files += value.input_files() if isinstance(value, OtbApp) else [str(value)]
         return list(dict.fromkeys(files))
 
-    def command_line(self, out_path, ram_mb: int | None = None, creation_options: Iterable[str] = (),
+    def command_line(self, out_path: str | Path, ram_mb: int | None = None, creation_options: Iterable[str] = (),
                      pixel_type: str | None = None, written: dict | None = None) -> list[str]:
         """The ``otbcli_<name>`` command writing ``out_path``; upstream applications must be
         in ``written`` (OtbApp -> the file holding its output)."""
@@ -166,7 +166,7 @@ class OtbApp:
                  _otb_pixel_type(pixel_type or self.pixel_type)]
         return argv
 
-    def write(self, out_path, options: OtbOptions | None = None, creation_options: Iterable[str] = (),
+    def write(self, out_path: str | Path, options: OtbOptions | None = None, creation_options: Iterable[str] = (),
               pixel_type: str | None = None) -> Path:
         """Run the chain and write this application's output to ``out_path`` (GeoTIFF).
 
@@ -201,6 +201,10 @@ class OtbApp:
             w = self.region
             parts.append(f"box={int(w.col_off)}:{int(w.row_off)}:{int(w.width)}:{int(w.height)}")
         return "?&" + "&".join(parts) if parts else ""
+
+
+#: An image input of an application: a file, or the output of another application
+Source: TypeAlias = OtbApp | str | Path
 
 
 def _as_list(value) -> list:
@@ -331,8 +335,8 @@ class _PythonChain:
 
 # ---------------------------------------------------------------------------- chain steps
 
-def calibrate(measurement, calibration: str = "sigma", remove_noise: bool = True,
-              lower_signal_value: float = LOWER_SIGNAL_VALUE, region=None) -> OtbApp:
+def calibrate(measurement: str | Path, calibration: str = "sigma", remove_noise: bool = True,
+              lower_signal_value: float = LOWER_SIGNAL_VALUE, region: WindowLike | None = None) -> OtbApp:
     """SARCalibration of a measurement TIFF of an OTB-readable SAFE folder
     (:func:`prepare_safe_for_otb`) to linear power, float32.
 
@@ -349,7 +353,7 @@ def calibrate(measurement, calibration: str = "sigma", remove_noise: bool = True
                         region=window)
     if not remove_noise:
         return calibrated
-    dn = measurement
+    dn: Source = measurement
     if window is not None:
         dn = OtbApp("ExtractROI", {
             "in": measurement, "startx": int(window.col_off), "starty": int(window.row_off),
@@ -360,7 +364,7 @@ def calibrate(measurement, calibration: str = "sigma", remove_noise: bool = True
                   inputs=("il",))
 
 
-def reset_margin(src, top: int = 0, bottom: int = 0, left: int = 0, right: int = 0) -> OtbApp:
+def reset_margin(src: Source, top: int = 0, bottom: int = 0, left: int = 0, right: int = 0) -> OtbApp:
     """ResetMargin: set to 0 the first ``top`` and last ``bottom`` lines and the first
     ``left`` and last ``right`` samples."""
     return OtbApp("ResetMargin", {
@@ -390,7 +394,8 @@ def _map_parameters(epsg: int) -> dict:
     return {"map": "epsg", "map.epsg.code": int(epsg)}
 
 
-def orthorectify(src, grid: OrthoGrid, dem_dir=None, geoid_file=None, gridspacing: float = 40.0,
+def orthorectify(src: Source, grid: OrthoGrid, dem_dir: str | Path | None = None, geoid_file: str | Path | None = None,
+                 gridspacing: float = 40.0,
                  interpolator: str = "nn", default_elevation: float = 0.0) -> OtbApp:
     """OrthoRectification of a calibrated SAR image onto ``grid``.
 
@@ -419,14 +424,14 @@ def orthorectify(src, grid: OrthoGrid, dem_dir=None, geoid_file=None, gridspacin
     return OtbApp("OrthoRectification", params, inputs=("io.in",), out_key="io.out", ram_key="opt.ram")
 
 
-def synthetize(inputs: Sequence) -> OtbApp:
+def synthetize(inputs: Sequence[Source]) -> OtbApp:
     """Synthetize: merge same-grid images, keeping the first non-zero pixel."""
     if not inputs:
         raise ValueError("Synthetize needs at least one input")
     return OtbApp("Synthetize", {"il": list(inputs)}, inputs=("il",))
 
 
-def border_mask(src) -> OtbApp:
+def border_mask(src: Source) -> OtbApp:
     """Border mask of an orthorectified image, as S1Tiling: 1 where the image is non-zero
     (BandMath), smoothed by a binary opening with a ball of radius 5 (uint8)."""
     binary = OtbApp("BandMath", {"il": [src], "exp": "im1b1==0?0:1"}, inputs=("il",), pixel_type="uint8")
@@ -436,12 +441,12 @@ def border_mask(src) -> OtbApp:
     }, pixel_type="uint8")
 
 
-def despeckle(src, filter: str = "lee", radius: int = 1, nblooks: float = 1.0, deramp: float = 0.1) -> OtbApp:
+def despeckle(src: Source, filter: str = "lee", radius: int = 1, nblooks: float = 1.0, deramp: float = 0.1) -> OtbApp:
     """Despeckle with ``filter`` ('lee', 'frost', 'gammamap', 'kuan'): window ``radius``,
     ``nblooks`` (lee, gammamap, kuan) or ``deramp`` (frost)."""
     if filter not in DESPECKLE_FILTERS:
         raise ValueError(f"OTB despeckle filter {filter!r}: expected one of {DESPECKLE_FILTERS}")
-    params = {"in": src, "filter": filter, f"filter.{filter}.rad": int(radius)}
+    params: dict[str, Any] = {"in": src, "filter": filter, f"filter.{filter}.rad": int(radius)}
     if filter == "frost":
         params["filter.frost.deramp"] = float(deramp)
     else:
@@ -504,7 +509,7 @@ def fix_srgr_polynomials(annotation: bytes) -> bytes | None:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8") if fixed else None
 
 
-def prepare_safe_for_otb(product_path, tmp_dir) -> Path:
+def prepare_safe_for_otb(product_path: str | Path, tmp_dir: str | Path) -> Path:
     """A SAFE folder that OTB 8.1 reads as Sentinel-1, for a product folder or zip.
 
     An unzipped product whose annotations OTB understands is returned as is. Otherwise

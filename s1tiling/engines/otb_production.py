@@ -24,7 +24,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
@@ -40,6 +42,12 @@ from ..resampling import margin
 from ..s1.product import open_product
 from ..writing import AtomicRasterWriter, creation_options_for, tile_metadata, write_like
 from . import otb
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..geometry.geoid import Geoid
+    from ..grid import S2Tile
+    from ..s1.product import Product
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +70,8 @@ def produce(job: TileJob, context: Context) -> list[str]:
     proc = settings.processing
     if proc.calibration not in otb.CALIBRATIONS:
         raise NotImplementedError(f"calibration {proc.calibration!r} is not supported by the OTB engine")
-    out = context.output_grid(job.tile)
-    tile, transform, rows, cols = out.tile, out.transform, out.rows, out.cols
+    output = context.output_grid(job.tile)
+    tile, transform, rows, cols = output.tile, output.transform, output.rows, output.cols
     resolution = proc.output_spatial_resolution
     ortho_grid = otb.OrthoGrid(tile.epsg, transform.c, transform.f, cols, rows, resolution)
     products = [open_product(p) for p in job.products]  # in time order: Synthetize keeps the first
@@ -108,14 +116,15 @@ def produce(job: TileJob, context: Context) -> list[str]:
 class _Slice:
     """One product of the pass as OTB reads it, with the SAR region that can fall in the tile."""
 
-    def __init__(self, product, safe_dir: Path, tile, geoid, heights, settings):
+    def __init__(self, product: Product, safe_dir: Path, tile: S2Tile, geoid: Geoid, heights: tuple[float, float],
+                 settings: Settings):
         self.product = product
         method = settings.processing.orthorectification_interpolation_method
         self.region = _sar_region(product, tile, geoid, heights, REGION_MARGIN + margin(method))
         self.safe = otb.prepare_safe_for_otb(product.path, safe_dir) if self.region is not None else None
         logger.debug("%s: SAR region %s for tile %s", product.name, self.region, tile.name)
 
-    def calibrated(self, pol: str, settings):
+    def calibrated(self, pol: str, settings: Settings) -> otb.OtbApp | None:
         """The calibration and border-cut chain of ``pol`` over the region, or None when the
         region is empty or cut away entirely."""
         if self.region is None:
@@ -125,7 +134,8 @@ class _Slice:
         margins = _margins_in_region(cut, self.region)
         if margins is None:
             return None
-        chain = otb.calibrate(self.safe / self.product.relative_path("measurement", pol), proc.calibration,
+        chain = otb.calibrate(self.safe / self.product.relative_path("measurement", pol),  # type: ignore[operator]
+                              proc.calibration,  # (self.safe is set whenever self.region is)
                               proc.remove_thermal_noise, proc.lower_signal_value, region=self.region)
         return otb.reset_margin(chain, *margins) if any(margins) else chain
 
@@ -177,7 +187,8 @@ def _dem_folder(context: Context, tile, folder: Path) -> Path:
     return folder
 
 
-def border_mask_file(source, out, creation_options, context: Context) -> Path:
+def border_mask_file(source: str | Path, out: str | Path, creation_options: tuple[str, Mapping[str, str]],
+                     context: Context) -> Path:
     """Write the border mask of the tile image ``source`` to ``out`` with OTB (BandMath, then
     BinaryMorphologicalOperation); ``creation_options`` is the ``(dtype, options)`` of masks.
     The mask keeps the image's metadata with ``IMAGE_TYPE=MASK``, as the native masks do."""

@@ -29,6 +29,7 @@ import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import rasterio
@@ -36,15 +37,20 @@ import shapely
 import shapely.affinity
 import shapely.errors
 from numba import njit, prange
+from numpy.typing import ArrayLike
 from pyproj import CRS, Transformer
 from rasterio.transform import Affine
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 from shapely.ops import transform as transform_geometry
 
 from ..errors import ConfigurationError, MissingDEMError
 from ..resampling import keys_weight as _keys
+
+if TYPE_CHECKING:  # geoid.py imports this module
+    from .geoid import Geoid
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,11 @@ _RESAMPLING = {"nearest": NEAREST, "bilinear": BILINEAR, "cubic": CUBIC}
 _MARGIN = 6.0 / 3600.0  # degrees read around a region: two 3" posts
 _LONLAT_STEP = 8  # exact lon/lat every 8 target pixels on large grids, bilinear in between
 _ID = re.compile(r"^([NS])(\d{2})([EW])(\d{3})$")
+
+#: A post lattice: (lat0, lon0, dlat, dlon, wrap_start), see :func:`_lattice_value`
+Lattice = tuple[float, float, float, float, float]
+#: A lon/lat region: (west, south, east, north) degrees, or a shapely geometry
+Region: TypeAlias = tuple[float, float, float, float] | BaseGeometry
 
 
 # --------------------------------------------------------------------------- sampling
@@ -99,7 +110,8 @@ def _lattice_value(grid, lattice, lat, lon, method):
 
 
 @njit(parallel=True, cache=True)
-def sample_lattice(grid, lattice, lat, lon, method, out):
+def sample_lattice(grid: np.ndarray, lattice: Lattice, lat: np.ndarray, lon: np.ndarray, method: int,
+                   out: np.ndarray) -> None:
     """out[i] = the grid interpolated at (lat[i], lon[i]); see :func:`_lattice_value`."""
     for i in prange(lat.size):
         out[i] = _lattice_value(grid, lattice, lat[i], lon[i], method)
@@ -160,7 +172,7 @@ def _method(resampling: str) -> int:
     return _RESAMPLING[resampling]
 
 
-def _unwrap(lon: np.ndarray) -> np.ndarray:
+def _unwrap(lon: ArrayLike) -> np.ndarray:
     """Longitudes made continuous across the antimeridian (179.5, -179.5 -> 179.5, 180.5)."""
     lon = np.mod(np.asarray(lon, dtype=np.float64) + 180.0, 360.0) - 180.0
     finite = lon[np.isfinite(lon)]
@@ -223,7 +235,7 @@ def _overlaps(footprint, geometry) -> bool:
     return False
 
 
-def read_footprints(path) -> dict:
+def read_footprints(path: str | Path) -> dict[str, BaseGeometry]:
     """Tile id -> lon/lat footprint, from a GeoPackage with an 'id' attribute."""
     path = Path(path)
     try:
@@ -264,7 +276,7 @@ def _gpkg_wkb(blob: bytes) -> bytes:
 class DemCatalog:
     """The DEM tiles of a directory: naming, coverage, heights."""
 
-    def __init__(self, dem_dir, dem_format: str = "{id}.hgt", dem_database=None):
+    def __init__(self, dem_dir: str | Path, dem_format: str = "{id}.hgt", dem_database: str | Path | None = None):
         self.dem_dir = Path(dem_dir)
         self.dem_format = dem_format
         self.footprints = read_footprints(dem_database) if dem_database else None
@@ -287,7 +299,7 @@ class DemCatalog:
                 f"dem_format {self.dem_format!r}: unknown field {exc} (use {{id}}, {{lat}}, {{lon}})"
             ) from exc
 
-    def tiles_for_region(self, region) -> list[str]:
+    def tiles_for_region(self, region: Region) -> list[str]:
         """Ids of the tiles overlapping a region: (west, south, east, north) degrees or a lon/lat geometry."""
         geometry = _region_geometry(region)
         if self.footprints is not None:
@@ -301,11 +313,12 @@ class DemCatalog:
                         ids.add(tile_id(lat, lon))
         return sorted(ids)
 
-    def missing_tiles(self, region) -> list[str]:
+    def missing_tiles(self, region: Region) -> list[str]:
         """Ids of the tiles of a region whose file is absent."""
         return [tid for tid in self.tiles_for_region(region) if not self.path(tid).is_file()]
 
-    def heights_at(self, lat, lon, resampling: str = "bilinear", geoid=None) -> np.ndarray:
+    def heights_at(self, lat: ArrayLike, lon: ArrayLike, resampling: str = "bilinear",
+                   geoid: Geoid | None = None) -> np.ndarray:
         """Heights (m, float64) at points (degrees, any shape): orthometric, or ellipsoidal
         when a :class:`~s1tiling.geometry.geoid.Geoid` is given."""
         method = _method(resampling)
@@ -317,7 +330,8 @@ class DemCatalog:
         heights = mosaic.sample(lat, lon, method)
         return heights if geoid is None else heights + geoid.undulation(lat, lon)
 
-    def heights_on_grid(self, dst_crs, dst_transform, shape, resampling: str = "bilinear", geoid=None) -> np.ndarray:
+    def heights_on_grid(self, dst_crs: str | CRS, dst_transform: Affine, shape: tuple[int, int],
+                        resampling: str = "bilinear", geoid: Geoid | None = None) -> np.ndarray:
         """Heights (float32) at the pixel centres of a raster grid: orthometric, or
         ellipsoidal when a :class:`~s1tiling.geometry.geoid.Geoid` is given.
 

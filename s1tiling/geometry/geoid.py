@@ -21,6 +21,7 @@ import numpy as np
 import pyproj.datadir
 import pyproj.exceptions
 import rasterio
+from numpy.typing import ArrayLike
 
 from ..errors import MissingGeoidError
 from .dem import BILINEAR, sample_lattice
@@ -33,7 +34,7 @@ _OSSIM_HEADER = (-90.0, 90.0, 0.0, 360.0)
 class Geoid:
     """A geoid undulation grid: :meth:`undulation` (metres above the WGS84 ellipsoid)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():
             raise MissingGeoidError(f"geoid file {self.path} not found")
@@ -50,7 +51,7 @@ class Geoid:
         # Post (0, 0) at (north, west); longitudes wrapped from ``west`` on global grids.
         self.lattice = (float(north), float(west), float(dlat), float(dlon), float(west) if self.wraps else np.nan)
 
-    def undulation(self, lat, lon) -> np.ndarray:
+    def undulation(self, lat: ArrayLike, lon: ArrayLike) -> np.ndarray:
         """Geoid height N (m) at lat, lon (degrees, any shape), bilinear."""
         lat, lon = np.broadcast_arrays(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
         out = np.empty(lat.size)
@@ -93,7 +94,7 @@ def _read_gdal(path: Path):
     return grid, t.f + 0.5 * t.e, t.c + 0.5 * t.a, -t.e, t.a
 
 
-def find_geoid(user_file=None) -> Path:
+def find_geoid(user_file: str | Path | None = None) -> Path:
     """The geoid grid to use: ``user_file``, else EGM96 from the PROJ data directories.
 
     Raises :class:`MissingGeoidError` saying how to get one.
@@ -122,6 +123,6 @@ def find_geoid(user_file=None) -> Path:
     )
 
 
-def ellipsoidal_heights(orthometric, lat, lon, geoid: Geoid) -> np.ndarray:
+def ellipsoidal_heights(orthometric: ArrayLike, lat: ArrayLike, lon: ArrayLike, geoid: Geoid) -> np.ndarray:
     """h = H + N: heights above the ellipsoid from heights above the geoid."""
     return np.asarray(orthometric, dtype=np.float64) + geoid.undulation(lat, lon)

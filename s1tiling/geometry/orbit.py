@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 from numba import njit
+from numpy.typing import ArrayLike
 
 from ..errors import ProductError
-from ..times import seconds_since
+from ..times import TimeLike, seconds_since
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,10 @@ _WINDOW = 8  # state vectors per Lagrange piece (degree _WINDOW - 1)
 #: Seconds of orbit kept around a product or a pass when state vectors are selected from a
 #: longer orbit (a precise orbit file): the Lagrange pieces inside it see the same vectors.
 ORBIT_MARGIN = 60.0
+
+#: What the numba kernels take for an orbit: (node_times, origins, scales, coefficients), see :attr:`Orbit.arrays`
+OrbitArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Vector3 = tuple[float, float, float]
 
 
 @dataclass(frozen=True)
@@ -60,12 +65,14 @@ class Orbit:
     default: the first state vector); results have shape ``t.shape + (3,)`` (ECEF).
     """
 
-    def __init__(self, state_vectors: StateVectors, reference_time=None):
+    def __init__(self, state_vectors: StateVectors, reference_time: TimeLike | None = None):
         order = np.argsort(state_vectors.times)
         times = np.asarray(state_vectors.times, dtype="datetime64[ns]")[order]
         if times.size < 2 or np.any(np.diff(times) <= np.timedelta64(0, "ns")):
             raise ValueError("an orbit needs at least 2 state vectors with distinct times")
-        self.reference_time = np.datetime64(times[0] if reference_time is None else reference_time, "ns")
+        # (numpy's stubs lack datetime64(datetime64, unit), the unit conversion used here)
+        self.reference_time = np.datetime64(times[0] if reference_time is None else reference_time,  # type: ignore[call-overload]
+                                            "ns")
         self.source = state_vectors.source
         self.node_times = seconds_since(times, self.reference_time)
         positions = np.asarray(state_vectors.positions, dtype=np.float64)[order]
@@ -73,11 +80,11 @@ class Orbit:
         self.origins, self.scales, self.coefficients = _lagrange_pieces(self.node_times, positions, velocities)
 
     @property
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def arrays(self) -> OrbitArrays:
         """What :func:`orbit_state` needs: (node_times, origins, scales, coefficients)."""
         return self.node_times, self.origins, self.scales, self.coefficients
 
-    def seconds(self, times) -> np.ndarray:
+    def seconds(self, times: ArrayLike) -> np.ndarray:
         """Float seconds from :attr:`reference_time` to datetime64 ``times``."""
         return seconds_since(times, self.reference_time)
 
@@ -88,13 +95,13 @@ class Orbit:
         _evaluate_many(flat, *self.arrays, derivative, out)
         return out.reshape(t.shape + (3,))
 
-    def position(self, t):
+    def position(self, t: ArrayLike) -> np.ndarray:
         return self._evaluate(t, 0)
 
-    def velocity(self, t):
+    def velocity(self, t: ArrayLike) -> np.ndarray:
         return self._evaluate(t, 1)
 
-    def acceleration(self, t):
+    def acceleration(self, t: ArrayLike) -> np.ndarray:
         return self._evaluate(t, 2)
 
 
@@ -144,7 +151,8 @@ def _horner(c, u):
 
 
 @njit(cache=True)
-def orbit_state(t, node_times, origins, scales, coefs):
+def orbit_state(t: float, node_times: np.ndarray, origins: np.ndarray, scales: np.ndarray, coefs: np.ndarray
+                ) -> tuple[Vector3, Vector3, Vector3]:
     """Position, velocity, acceleration (three 3-tuples) at time t (seconds)."""
     piece = np.searchsorted(node_times, t, side="right")
     h = scales[piece]
@@ -194,7 +202,7 @@ def _name_time(stamp: str) -> np.datetime64:
     return np.datetime64(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}", "ns")
 
 
-def read_eof(path) -> StateVectors:
+def read_eof(path: str | Path) -> StateVectors:
     """State vectors (UTC times, ECEF) of a POEORB/RESORB orbit file.
 
     Tolerates files whose ``count`` attribute exceeds the vectors actually present and
@@ -232,7 +240,8 @@ def read_eof(path) -> StateVectors:
     return StateVectors(times=time_array, positions=state_array[:, :3], velocities=state_array[:, 3:], source=source)
 
 
-def select_state_vectors(vectors: StateVectors, start, stop, margin: float = ORBIT_MARGIN) -> StateVectors:
+def select_state_vectors(vectors: StateVectors, start: TimeLike, stop: TimeLike,
+                         margin: float = ORBIT_MARGIN) -> StateVectors:
     """The vectors within [start - margin, stop + margin] (margin in seconds).
 
     Raises ``ValueError`` when they do not cover [start, stop] or leave a gap there
@@ -260,7 +269,8 @@ def select_state_vectors(vectors: StateVectors, start, stop, margin: float = ORB
     )
 
 
-def find_orbit_file(eof_dir, platform: str, start, stop, margin: float = ORBIT_MARGIN) -> Path | None:
+def find_orbit_file(eof_dir: str | Path, platform: str, start: TimeLike, stop: TimeLike,
+                    margin: float = ORBIT_MARGIN) -> Path | None:
     """The .EOF file in ``eof_dir`` (searched recursively) whose vectors cover [start, stop].
 
     ``platform`` is 'S1A', 'S1B', 'S1C'... Candidates are chosen by the validity in

@@ -19,6 +19,7 @@ import functools
 import math
 import zipfile
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import rasterio
@@ -36,8 +37,11 @@ from .names import PRODUCT_NAME
 
 MEASUREMENT_DTYPE = "uint16"
 
+#: A window of a measurement: a rasterio Window or (row_off, col_off, height, width)
+WindowLike: TypeAlias = Window | tuple[int, int, int, int]
 
-def as_window(window) -> Window:
+
+def as_window(window: WindowLike) -> Window:
     """A rasterio Window from a Window or a (row_off, col_off, height, width) tuple."""
     if isinstance(window, Window):
         return window
@@ -100,7 +104,7 @@ class _SafeZip:
         return f"/vsizip/{self.path.resolve()}/{self._member(relative)}"
 
 
-def open_product(path) -> Product:
+def open_product(path: str | Path) -> Product:
     """Open a Sentinel-1 product: a ``.SAFE`` folder or a ``.zip`` holding one."""
     return Product(path)
 
@@ -108,7 +112,7 @@ def open_product(path) -> Product:
 class Product:
     """One Sentinel-1 GRD product (see the module documentation)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         if self.path.is_dir():
             self._files: _SafeFolder | _SafeZip = _SafeFolder(self.path)
@@ -125,7 +129,7 @@ class Product:
         self._sar_models: dict = {}
         self._checked_measurements: set[str] = set()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Product {self.name}>"
 
     # ------------------------------------------------------------------ files
@@ -330,7 +334,7 @@ class Product:
         if end > size:
             raise self._error(relative, f"truncated TIFF: {size} bytes, its last block ends at byte {end}")
 
-    def check_window(self, window) -> Window:
+    def check_window(self, window: WindowLike) -> Window:
         """The window (rasterio Window or (row_off, col_off, height, width)) as a Window;
         ValueError when it is not inside the image."""
         window = as_window(window)
@@ -340,7 +344,7 @@ class Product:
             raise ValueError(f"window {window} is outside the {samples} x {lines} image")
         return window
 
-    def read(self, pol: str | None, window) -> np.ndarray:
+    def read(self, pol: str | None, window: WindowLike) -> np.ndarray:
         """Read a window (rasterio Window or (row_off, col_off, height, width)) of DN as uint16."""
         pol = self._pol(pol)
         window = self.check_window(window)
@@ -357,7 +361,7 @@ class Product:
         incidence_angle, elevation_angle, azimuth_time (datetime64[ns]), slant_range_time."""
         return self.annotation(pol).geolocation_grid.as_dict()
 
-    def sar_model(self, pol: str | None = None):
+    def sar_model(self, pol: str | None = None) -> SarModel:
         """The SAR sensor model of one polarisation (:class:`s1tiling.geometry.sar_model.SarModel`)."""
         pol = self._pol(pol)
         if pol not in self._sar_models:

@@ -45,6 +45,7 @@ import numpy as np
 import pyproj
 import rasterio
 from lxml import etree
+from numpy.typing import ArrayLike
 from rasterio.transform import Affine
 
 from ..geometry.ellipsoid import WGS84_A, WGS84_B
@@ -274,7 +275,7 @@ class _Scene:
     def last_line(self) -> float:
         return float(self.line_time(self.lines - 1))
 
-    def line_time(self, line) -> np.ndarray | float:
+    def line_time(self, line: ArrayLike) -> np.ndarray:
         return self.first_line + np.asarray(line, dtype=np.float64) * self.interval
 
     def swath(self, t: float) -> _Swath:
@@ -285,11 +286,11 @@ class _Scene:
         """Two-way slant range time of the first sample."""
         return 2 * self.near_range / SPEED_OF_LIGHT
 
-    def time(self, t: float) -> np.datetime64:
+    def time(self, t: float | np.ndarray) -> np.datetime64:
         """The epoch plus ``t`` seconds, to the microsecond."""
-        return self.epoch + np.timedelta64(round(t * 1e6), "us")
+        return self.epoch + np.timedelta64(round(t * 1e6), "us")  # type: ignore[arg-type, call-overload]  # 0-d t
 
-    def utc(self, t: float) -> str:
+    def utc(self, t: float | np.ndarray) -> str:
         """An annotation time (``2021-08-09T17:39:53.153776``)."""
         return str(np.datetime_as_string(self.time(t), unit="us"))
 
@@ -701,7 +702,7 @@ def _absolute_orbit(platform: str, relative: int, when: np.datetime64) -> int:
     return absolute
 
 
-def make_safe(out_dir, *, platform: str = "S1A",
+def make_safe(out_dir: str | Path, *, platform: str = "S1A",
               start: dt.datetime = dt.datetime(2021, 8, 9, 17, 39, 53, tzinfo=dt.timezone.utc),
               pass_direction: str = "ASC", relative_orbit: int = 59, center_lat: float = 45.5,
               center_lon: float = 3.3, lines: int = 2000, samples: int = 2500,
@@ -771,7 +772,7 @@ def make_safe(out_dir, *, platform: str = "S1A",
     return final
 
 
-def write_zero_geoid(path, step: float = 10.0) -> Path:
+def write_zero_geoid(path: str | Path, step: float = 10.0) -> Path:
     """Write a world-wide geoid grid of zero undulation (GTX, posts every ``step`` degrees)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
