@@ -537,6 +537,7 @@ def _parse_section(parser, section: str, cls: type, problems: _Problems, present
         raw = parser.get(section, key, raw=True)
         raws[name] = raw
         if kind and spec.metadata["kinds"]:
+            # (None only until the check just below)
             kind = next((k for k in spec.metadata["kinds"] if k.lower() == kind), None)  # type: ignore[assignment]
             if kind is None:
                 problems.add(section, key, raw, f"expected one of "

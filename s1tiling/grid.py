@@ -439,7 +439,7 @@ def _canonical(name: str) -> str:
 
 @cache
 def _tile(name: str) -> S2Tile:
-    zone_text, band, column, row = _NAME_PATTERN.fullmatch(name).groups()  # type: ignore[union-attr]  # _canonical
+    zone_text, band, column, row = _NAME_PATTERN.fullmatch(name).groups()  # type: ignore[union-attr]  # (checked by _canonical)
     zone = int(zone_text)
     if not 1 <= zone <= 60:
         raise ValueError(f"tile {name}: UTM zone {zone_text} is not in 01-60")

@@ -138,9 +138,9 @@ def test_consecutive_slices_share_one_geometry(tmp_path):
     assert first.manifest.mission_datatake_id == second.manifest.mission_datatake_id
     assert first.relative_orbit == second.relative_orbit
     # A point of the overlap: the second slice sees it (lines - overlap) lines earlier.
-    lat, lon = first.sar_to_ground(595.0, 400.0, 0.0)
-    line1, pixel1 = first.ground_to_sar(lat, lon, 0.0)
-    line2, pixel2 = second.ground_to_sar(lat, lon, 0.0)
+    lat, lon = first.sar_model().sar_to_ground(595.0, 400.0, 0.0)
+    line1, pixel1 = first.sar_model().ground_to_sar(lat, lon, 0.0)
+    line2, pixel2 = second.sar_model().ground_to_sar(lat, lon, 0.0)
     assert line1 - line2 == pytest.approx(600 - SLICE_OVERLAP_LINES, abs=1e-3)
     assert pixel1 == pytest.approx(pixel2, abs=1e-3)
 
