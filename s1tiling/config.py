@@ -263,6 +263,8 @@ class PathsSettings:
     ia: Path = _option(_path)
     lia: Path = _option(_path)
     gamma_area: Path = _option(_path)
+    #: heights (orthometric, any GDAL raster) for DEM voids too large to interpolate (geometry/dem_fill.py)
+    dem_fallback: Path | None = _option(_optional_path)
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,14 @@ class ProcessingSettings:
     fname_fmt: Mapping[str, str] = _group(_format_string)
     dname_fmt: Mapping[str, str] = _group(_format_string)
     creation_options: Mapping[str, tuple] = _group(_creation_options)
+    # analysis-ready terrain products (docs/ard.md)
+    dem_fill_max_distance: float = _option(_number(float, 0), 10000.0)
+    min_gamma_area: float = _option(_number(float, 0), 1.0)
+    calibration_factor: float = _option(_number(float, 0, strict_minimum=True), 1.0)
+    gamma_area_oversampling: int = _option(_number(int, 1, 16), 2)
+    produce_layover_shadow_mask: bool = _option(_boolean, False)
+    mask_layover_shadow: bool = _option(_boolean, False)
+    produce_ard_layers: bool = _option(_boolean, False)
 
 
 @dataclass(frozen=True)
@@ -342,11 +352,15 @@ class QuicklookSettings:
 class FilteringSettings:
     """[Filtering]."""
 
-    filter: str = _option(_choice("none", "lee", "frost", "gammamap", "kuan", aliases={"": "none"}), "none")
+    filter: str = _option(_choice("none", "lee", "frost", "gammamap", "kuan", "quegan", aliases={"": "none"}), "none")
     window_radius: int = _option(_number(int, 1), 2)
     deramp: float = _option(_number(float, 0), 0.1)
     nblooks: float = _option(_number(float, 0, strict_minimum=True), 1.0)
     keep_non_filtered_products: bool = _option(_boolean, True)
+    #: multitemporal filter (filter = quegan): dates per window (this one and the ones before) and
+    #: the spatial filter estimating each date's local mean (``mean``: the box mean)
+    quegan_dates: int = _option(_number(int, 1), 10)
+    quegan_estimator: str = _option(_choice("mean", "lee", "frost", "gammamap", "kuan"), "mean")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ share, each decided in one place:
 
 - the output grid of a tile (:meth:`Context.output_grid`): the tile of the run's grid (S2 or
   ``tiles_shapefile``) at ``output_spatial_resolution``;
-- the DEM (:attr:`Context.dem`) and the geoid (:attr:`Context.geoid`, one per process);
+- the DEM (:attr:`Context.dem`, its voids filled as ``dem_fill_max_distance`` and
+  ``dem_fallback`` say, :mod:`s1tiling.geometry.dem_fill`) and the geoid (:attr:`Context.geoid`, one per process);
 - the orbit policy (:meth:`Context.orbit_vectors`): the precise orbit of ``eof_dir`` when one
   covers the whole pass (with :data:`~s1tiling.geometry.orbit.ORBIT_MARGIN` seconds around it),
   else the state vectors annotated in the slices;
@@ -28,6 +29,7 @@ from affine import Affine
 
 from . import grid
 from .geometry.dem import DemCatalog
+from .geometry.dem_fill import VoidFiller, fill_tags
 from .geometry.geoid import Geoid, find_geoid
 from .geometry.orbit import Orbit, StateVectors, find_orbit_file, read_eof, select_state_vectors
 from .geometry.sar_model import SarModel
@@ -100,7 +102,13 @@ class Context:
     @cached_property
     def dem(self) -> DemCatalog:
         paths = self.settings.paths
-        return DemCatalog(paths.dem_dir, paths.dem_format, paths.dem_database)
+        filler = VoidFiller(self.processing.dem_fill_max_distance, paths.dem_fallback, Path(paths.tmp) / "dem_filled")
+        return DemCatalog(paths.dem_dir, paths.dem_format, paths.dem_database, filler=filler)
+
+    def dem_tags(self, tile_name: str) -> dict[str, str]:
+        """Metadata of the DEM voids filled under a tile (``DEM_FILLED_POSTS``...)."""
+        areas = self.dem.filled_areas(self.tile_grid.tile(tile_name).footprint)
+        return fill_tags(areas, self.dem.filler.describe())
 
     @property
     def geoid_file(self) -> Path:

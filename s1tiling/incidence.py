@@ -118,7 +118,7 @@ def produce_maps(job: MapJob, context: Context) -> list[str]:
     products, orbit = pass_of(job, context)
     common = map_tags(job, products, orbit, context)
     if job.family == "LIA":
-        common["DEM_INFO"] = context.settings.paths.dem_info
+        common.update(DEM_INFO=context.settings.paths.dem_info, **context.dem_tags(job.tile))
     with ExitStack() as stack:
         writers = {}
         for kind, path in job.outputs:

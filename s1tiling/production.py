@@ -145,6 +145,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
     with ExitStack() as stack:
         slices = _slices(job, context, out, stack)
         products = [s.product for s in slices]
+        dem_tags = context.dem_tags(job.tile)
         writers = {}
         for image in job.images:
             tags = tile_metadata(
@@ -152,7 +153,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
                 noise_removed=proc.remove_thermal_noise, dem_info=context.settings.paths.dem_info,
                 interpolator=method, spatial_resolution=resolution, engine="native",
                 orbit_source=slices[0].model.orbit_source,
-                extra={**context.settings.metadata,
+                extra={**context.settings.metadata, **dem_tags,
                        **({"LIA_FILE": Path(job.sin_lia).name} if job.sin_lia else {}),
                        **({"GAMMA_AREA_FILE": Path(job.gamma_area).name} if job.gamma_area else {})},
             )

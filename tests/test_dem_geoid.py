@@ -78,12 +78,20 @@ def test_heights_at_are_bilinear_on_the_posts(srtm_dir, hgt):
     assert catalog.heights_at(np.zeros((2, 3)) + 50.5, 10.5).shape == (2, 3)
 
 
-def test_voids_become_zero_with_a_warning(srtm_dir, hgt, caplog):
+def test_voids_are_filled_from_their_border(srtm_dir, hgt, caplog):
+    """A void post takes a height between those of the posts around it (not 0: issue 18; the
+    fill itself is tested in test_dem_fill.py), and the catalog lists the void."""
     r, c = np.argwhere(hgt == -32768)[0]
     lat, lon = 51.0 - r / 1200.0, 10.0 + c / 1200.0
+    around = hgt[r - 1:r + 2, c - 1:c + 2]
+    around = around[around != -32768]
+    catalog = DemCatalog(srtm_dir)
     with caplog.at_level(logging.WARNING):
-        assert DemCatalog(srtm_dir).heights_at([lat], [lon])[0] == pytest.approx(0.0, abs=1e-6)
-    assert "void" in caplog.text
+        height = catalog.heights_at([lat], [lon])[0]
+    assert around.min() <= height <= around.max()
+    assert "void" not in caplog.text  # filled, not set to 0
+    areas = catalog.filled_areas((lon - 0.01, lat - 0.01, lon + 0.01, lat + 0.01))
+    assert len(areas) == 1 and areas[0].west <= lon <= areas[0].east and areas[0].interpolated >= 1
 
 
 def test_nearest_and_cubic(srtm_dir, hgt):

@@ -99,7 +99,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
                 image.product, input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
                 noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
                 interpolator=proc.orthorectification_interpolation_method, spatial_resolution=resolution,
-                engine="otb", orbit_source="annotation", extra=settings.metadata,
+                engine="otb", orbit_source="annotation", extra={**settings.metadata, **context.dem_tags(job.tile)},
             )
             with AtomicRasterWriter(path, crs=tile.crs, transform=transform, width=cols, height=rows,
                                     dtype=dtype, creation_options=creation_options, tags=tags) as out:
@@ -172,14 +172,18 @@ def _margins_in_region(cut: BorderCut, region):
 
 
 def _dem_folder(context: Context, tile, folder: Path) -> Path:
-    """A folder holding only the DEM tiles under ``tile``: links, or copies with ``cache_dem_by = copy``."""
+    """A folder holding only the DEM tiles under ``tile``: links, or copies with ``cache_dem_by = copy``;
+    a tile with voids is replaced by its filled copy (:mod:`s1tiling.geometry.dem_fill`, a GeoTIFF)."""
     catalog = context.dem
     folder.mkdir(parents=True)
     for tid in catalog.tiles_for_region(tile.footprint):
         source = catalog.path(tid)
         if not source.is_file():  # the planner already stopped runs whose DEM is missing
             continue
-        target = folder / source.name
+        filled = catalog.filler.tile(source).path
+        if isinstance(filled, Path) and filled != source:
+            source = filled
+        target = folder / (source.name if source == catalog.path(tid) else f"{catalog.path(tid).stem}.tif")
         if context.processing.cache_dem_by == "copy":
             shutil.copyfile(source, target)
         else:

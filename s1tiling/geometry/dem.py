@@ -10,8 +10,9 @@ into one in-memory mosaic on their common post lattice (tiles of a coarser spaci
 e.g. Copernicus DEM above 50 degrees, are first warped onto the finest lattice with
 GDAL), then each target point is interpolated from the posts around it:
 'nearest', 'bilinear' or 'cubic' (Keys' cubic convolution, a = -0.5, GDAL's 'cubic').
-Voids and missing tiles give 0 (the geoid), with a warning (once per catalog for each
-missing tile and once for voids).
+Voids are filled once per tile file by :mod:`s1tiling.geometry.dem_fill` (the catalog reads the
+filled file); missing tiles give 0 (the geoid), with a warning (once per catalog for each
+missing tile).
 
 Tile file names come from ``dem_format``, a ``str.format`` pattern with fields
 ``{id}`` (``N50E010``), ``{lat}`` (``N50``) and ``{lon}`` (``E010``): the default
@@ -48,6 +49,7 @@ from shapely.ops import transform as transform_geometry
 
 from ..errors import ConfigurationError, MissingDEMError
 from ..resampling import keys_weight as _keys
+from .dem_fill import FilledArea, VoidFiller
 
 if TYPE_CHECKING:  # geoid.py imports this module
     from .geoid import Geoid
@@ -276,10 +278,12 @@ def _gpkg_wkb(blob: bytes) -> bytes:
 class DemCatalog:
     """The DEM tiles of a directory: naming, coverage, heights."""
 
-    def __init__(self, dem_dir: str | Path, dem_format: str = "{id}.hgt", dem_database: str | Path | None = None):
+    def __init__(self, dem_dir: str | Path, dem_format: str = "{id}.hgt", dem_database: str | Path | None = None,
+                 filler: VoidFiller | None = None):
         self.dem_dir = Path(dem_dir)
         self.dem_format = dem_format
         self.footprints = read_footprints(dem_database) if dem_database else None
+        self.filler = filler if filler is not None else VoidFiller()  # voids filled in memory by default
         self._reported: set[str] = set()  # ids of the missing tiles reported, and "voids" once voids were
 
     def path(self, tid: str) -> Path:
@@ -316,6 +320,17 @@ class DemCatalog:
     def missing_tiles(self, region: Region) -> list[str]:
         """Ids of the tiles of a region whose file is absent."""
         return [tid for tid in self.tiles_for_region(region) if not self.path(tid).is_file()]
+
+    def filled_areas(self, region: Region) -> list[FilledArea]:
+        """The voids filled in the DEM tiles of a region ((west, south, east, north) degrees or a
+        lon/lat geometry) that overlap the region's bounds."""
+        bounds = _region_geometry(region).bounds
+        areas = []
+        for tid in self.tiles_for_region(region):
+            path = self.path(tid)
+            if path.is_file():
+                areas += [a for a in self.filler.tile(path).areas if a.overlaps(*bounds)]
+        return areas
 
     def heights_at(self, lat: ArrayLike, lon: ArrayLike, resampling: str = "bilinear",
                    geoid: Geoid | None = None) -> np.ndarray:
@@ -373,7 +388,7 @@ class DemCatalog:
         try:
             for path in paths:
                 if path.is_file():
-                    datasets.append(rasterio.open(path))
+                    datasets.append(self.filler.open(path))
             if not datasets:
                 return _Mosaic(np.zeros((2, 2), np.float32), north, west, north - south + 1e-3, east - west + 1e-3)
             return self._paste(datasets, west, south, east, north)
@@ -417,7 +432,7 @@ class DemCatalog:
                 self._reported.add("voids")
                 log.warning("DEM: %d void or missing posts around %s set to 0 (further ones in %s are "
                             "not reported again)", voids, where, self.dem_dir)
-            grid[np.isnan(grid)] = 0.0
+        grid[np.isnan(grid)] = 0.0  # the margin posts too (missing tiles around the region)
         return _Mosaic(grid, lat0, lon0, dlat, dlon)
 
     @staticmethod
