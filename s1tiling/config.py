@@ -323,7 +323,7 @@ class ProcessingSettings:
     dem_fill_max_distance: float = _option(_number(float, 0), 10000.0)
     min_gamma_area: float = _option(_number(float, 0), 1.0)
     calibration_factor: float = _option(_number(float, 0, strict_minimum=True), 1.0)
-    gamma_area_oversampling: int = _option(_number(int, 1, 16), 2)
+    gamma_area_oversampling: float = _option(_number(float, 1, 16), 2.5)
     produce_layover_shadow_mask: bool = _option(_boolean, False)
     mask_layover_shadow: bool = _option(_boolean, False)
     produce_ard_layers: bool = _option(_boolean, False)

@@ -38,7 +38,7 @@ _NAMING = {"LIA": ("lia_product", "LIA_kind"), "IA": ("ia_product", "IA_kind"),
 DERIVED_KINDS = ("mask", "quicklook", "filtered")
 #: ``[Processing] calibration`` -> the LUT its tile images are calibrated with
 _LUT = {"sigma": "sigma", "beta": "beta", "gamma": "gamma", "dn": "dn", "normlim": "beta",
-        "gamma_naught_rtc": "gamma"}
+        "gamma_naught_rtc": "sigma"}
 #: the default ``lower_signal_value``: cache names say when another one is used
 _DEFAULT_FLOOR = ProcessingSettings.__dataclass_fields__["lower_signal_value"].default
 

@@ -35,7 +35,7 @@ from .discovery import footprint_in_tile_crs
 from .geometry.sar_model import SarModel
 from .ortho import GeometryGrid, sar_window
 from .plan import CalibrationJob, TileJob, calibrated_path
-from .radiometry import BorderCut, border_cut_params, calibrate, flatten, normlim, radiometric_lut
+from .radiometry import BorderCut, border_cut_params, calibrate, flatten, normlim, pixel_area, radiometric_lut
 from .resampling import margin, sample
 from .s1.product import Product, as_window, open_product
 from .writing import AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for, tile_metadata
@@ -164,6 +164,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
                 creation_options=options, tags=tags))
         sin_lia = stack.enter_context(rasterio.open(job.sin_lia)) if job.sin_lia else None
         gamma_area = stack.enter_context(rasterio.open(job.gamma_area)) if job.gamma_area else None
+        area = _gamma_area_pixel_area(gamma_area, products) if gamma_area is not None else 0.0
         for r0 in range(0, out.rows, block_rows):
             for c0 in range(0, out.cols, block_cols):
                 h, w = min(block_rows, out.rows - r0), min(block_cols, out.cols - c0)
@@ -176,12 +177,22 @@ def produce(job: TileJob, context: Context) -> list[str]:
                     blocks = {pol: normlim(v, factor, proc.lower_signal_value) for pol, v in blocks.items()}
                 if gamma_area is not None:
                     ratio = gamma_area.read(1, window=window, masked=True).filled(np.nan)
-                    blocks = {pol: flatten(v, ratio, proc.lower_signal_value) for pol, v in blocks.items()}
+                    blocks = {pol: flatten(v, ratio, area, proc.lower_signal_value, proc.min_gamma_area,
+                                           proc.calibration_factor) for pol, v in blocks.items()}
                 for pol, values in blocks.items():
                     writers[pol].write(values, window)
     written = [image.path for image in job.images]
     logger.info("%s: wrote %s", job.tile, ", ".join(Path(p).name for p in written))
     return written
+
+
+def _gamma_area_pixel_area(gamma_area: rasterio.DatasetReader, products: list[Product]) -> float:
+    """A_sigma of a gamma area map (m²): its ``GAMMA_AREA_PIXEL_AREA`` tag (maps made here), else the
+    pixel area of the products (a map made by S1Tiling holds the gamma area of their pixels)."""
+    try:
+        return float(gamma_area.tags()["GAMMA_AREA_PIXEL_AREA"])
+    except (KeyError, ValueError):
+        return pixel_area(products[0])
 
 
 def _block(slices: list[_Slice], pols: tuple[str, ...], out: OutputGrid, r0: int, c0: int, h: int, w: int,

@@ -23,7 +23,9 @@ Terrain corrections applied on the tile grid (the maps come from :mod:`s1tiling.
 
 - NORMLIM (S1Tiling's ``ApplyLIACalibration``): sigma0_NORMLIM = beta0 x sin(LIA), no-data (0)
   where beta0 or sin(LIA) is no-data, at least ``lower_signal_value`` elsewhere (:func:`normlim`);
-- gamma0 RTC (Small 2011): gamma0 / gamma area ratio, no-data in shadow (:func:`flatten`).
+- gamma0 RTC (Small 2011, S1Tiling's ``SARGammaAreaToGammaNaughtRTCImageEstimation``):
+  calibration_factor x sigma0 x A_sigma / A_gamma, A_gamma the gamma area map (m²), no-data
+  where it is below ``min_gamma_area`` (shadow) (:func:`flatten`).
 """
 from __future__ import annotations
 
@@ -36,9 +38,8 @@ from .s1.luts import NoiseLUTs, VectorLUT, WindowAzimuthNoise
 from .s1.product import Product, WindowLike, as_window
 
 LOWER_SIGNAL_VALUE = 1e-7
-#: Below this gamma area ratio (the gamma area of about 1 m^2 in a flat 10 m pixel, S1Tiling's
-#: ``min_gamma_area``) a pixel is in shadow: gamma0 RTC is no-data there.
-MIN_GAMMA_AREA = 0.01
+#: S1Tiling's ``min_gamma_area`` (m²): below this gamma area a pixel is in shadow, gamma0 RTC is no-data.
+MIN_GAMMA_AREA = 1.0
 
 #: Border cut parameters, as in S1Tiling.
 AZIMUTH_CUT_LINES = 1600
@@ -224,8 +225,8 @@ def radiometric_lut(calibration: str) -> str:
         return calibration
     if calibration == "normlim":  # beta0, multiplied by sin(LIA) once on the tile grid
         return "beta"
-    if calibration == "gamma_naught_rtc":  # gamma0 on the ellipsoid, divided by the gamma area ratio on the tile grid
-        return "gamma"
+    if calibration == "gamma_naught_rtc":  # sigma0, times A_sigma / A_gamma on the tile grid (as S1Tiling)
+        return "sigma"
     raise NotImplementedError(f"calibration {calibration!r} is not supported by the native engine yet")
 
 
@@ -236,9 +237,17 @@ def normlim(beta: np.ndarray, sin_lia: np.ndarray, lower_signal_value: float) ->
     return np.where(valid, np.maximum(beta * np.where(valid, sin_lia, 0), lower_signal_value), 0).astype(np.float32)
 
 
-def flatten(gamma: np.ndarray, ratio: np.ndarray, lower_signal_value: float) -> np.ndarray:
-    """gamma0 RTC = gamma0 / gamma area ratio: 0 (no-data) where gamma0 is 0 or the ratio is NaN
-    (no-data) or below ``MIN_GAMMA_AREA`` (shadow), at least ``lower_signal_value`` elsewhere."""
-    valid = (gamma != 0) & (ratio >= MIN_GAMMA_AREA)  # False for NaN
-    flattened = gamma / np.where(valid, ratio, 1.0)
+def flatten(sigma: np.ndarray, gamma_area: np.ndarray, pixel_area: float, lower_signal_value: float,
+            min_gamma_area: float = MIN_GAMMA_AREA, calibration_factor: float = 1.0) -> np.ndarray:
+    """gamma0 RTC = calibration_factor x sigma0 x A_sigma / A_gamma (``pixel_area`` A_sigma, m²;
+    ``gamma_area`` A_gamma, m², the gamma area map): 0 (no-data) where sigma0 is 0 or A_gamma is
+    NaN (no-data) or below ``min_gamma_area`` (shadow), at least ``lower_signal_value`` elsewhere."""
+    valid = (sigma != 0) & (gamma_area >= min_gamma_area) & (gamma_area > 0)  # False for NaN
+    flattened = sigma * (calibration_factor * pixel_area) / np.where(valid, gamma_area, 1.0)
     return np.where(valid, np.maximum(flattened, lower_signal_value), 0).astype(np.float32)
+
+
+def pixel_area(product: Product) -> float:
+    """A_sigma (m²): the ground area of a pixel of a GRD product (azimuth x range pixel spacing)."""
+    image = product.annotation(product.polarisations[0]).image
+    return float(image.azimuth_pixel_spacing * image.range_pixel_spacing)
