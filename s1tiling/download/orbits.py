@@ -28,8 +28,7 @@ from typing import Any
 
 from ..errors import DownloadError, ProductError
 from ..geometry.orbit import read_eof
-from .fetch import _is_transient
-from .gateway import open_gateway, protect_logs, redact
+from .gateway import is_transient, open_gateway, protect_logs, redact
 
 logger = logging.getLogger(__name__)
 
@@ -114,13 +113,13 @@ def search_orbit_files(first: dt.date, last: dt.date, platforms=(), *, eodag_con
 
 def _search(dag, collection: str, start: str, end: str, items_per_page: int, max_retries: int):
     for attempt in range(max_retries + 1):
-        results = dag.search_all(collection=collection, start=start, end=end, items_per_page=items_per_page,
+        results = dag.search_all(collection=collection, start=start, end=end, limit=items_per_page,
                                  validate=False)
         errors = getattr(results, "errors", None)
         if results or not errors:
             return results
         provider, error = errors[-1]
-        if attempt < max_retries and _is_transient(error):
+        if attempt < max_retries and is_transient(error):
             logger.warning("searching %s failed on %s (%s); retry %d/%d", collection, provider,
                            type(error).__name__, attempt + 1, max_retries)
             time.sleep(min(2.0 ** attempt, 30.0))
