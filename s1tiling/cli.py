@@ -111,9 +111,14 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
     options = RunOptions(trace_errors=args.trace_errors, sequential=args.debug_otb, watch_ram=args.watch_ram,
                          graphs=args.graphs)
     try:
-        settings = config.load_config(args.config, _overrides(args))
+        collector = logs.start_collecting()  # what reading the request says goes to the log files too
+        try:
+            settings = config.load_config(args.config, _overrides(args))
+        finally:
+            logging.getLogger("s1tiling").removeHandler(collector)
         debug = debug or "debug" in settings.processing.mode
         logs.setup_logging(settings)
+        logs.replay_into_files(collector)
         if args.dry_run:
             print(pipeline.dry_run(settings, maps=maps))
             status = int(ExitCode.OK)

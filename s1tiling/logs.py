@@ -188,3 +188,32 @@ def install_worker_logs(directory: str, index: int, debug: bool) -> list[str]:
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.DEBUG if debug else logging.INFO)
     return [str(f) for f in files]
+
+
+class _Collector(logging.Handler):
+    """Keeps the records logged while the request file is read, before the log files exist."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def start_collecting() -> _Collector:
+    """Collect the records of the ``s1tiling`` loggers (see :func:`replay_into_files`)."""
+    collector = _Collector()
+    logging.getLogger("s1tiling").addHandler(collector)
+    return collector
+
+
+def replay_into_files(collector: _Collector) -> None:
+    """Stop collecting; the collected records go to the log files installed since (the console
+    showed them already)."""
+    logging.getLogger("s1tiling").removeHandler(collector)
+    files = [h for h in _OWN_HANDLERS if isinstance(h, logging.FileHandler)]
+    for record in collector.records:
+        for handler in files:
+            if record.levelno >= handler.level:
+                handler.handle(record)

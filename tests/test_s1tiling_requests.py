@@ -186,7 +186,8 @@ def test_s1tiling_0_3_style_request_with_border_masks(inputs, tmp_path):
         assert src.dtypes[0] == "uint8" and set(np.unique(src.read(1))) <= {0, 1}
     tags = _tags(image)
     assert tags["CALIBRATION"] == "beta" and tags["NOISE_REMOVED"] == "False" and "LOWER_SIGNAL_VALUE" not in tags
-    assert _tags(mask)["IMAGE_TYPE"] == "MASK" if "IMAGE_TYPE" in _tags(mask) else True
+    # S1Tiling's masks keep the image's metadata with IMAGE_TYPE=MASK (docs/files.rst, "Border masks")
+    assert _tags(mask)["IMAGE_TYPE"] == "MASK" and _tags(mask)["CALIBRATION"] == "beta"
 
 
 def test_s1tiling_1_1_style_normlim_request_with_filtering(inputs, tmp_path):
@@ -434,7 +435,7 @@ def test_copernicus_dem_request(inputs, tmp_path, capsys):
     use an EGM2008 model for Copernicus DEM files')."""
     dem = tmp_path / "COP30"
     rows_ids, geometries = [], []
-    for lat in (44, 45):
+    for lat in (45, 46):  # 31TEL: 45.06..46.06 N, 3.0..4.4 E
         for lon in (3, 4):
             cell = f"N{lat:02d}E{lon:03d}"
             file_id = (f"E{lon:03d}/Copernicus_DSM_10_N{lat:02d}_00_E{lon:03d}_00/DEM/"
@@ -483,7 +484,10 @@ def test_copernicus_dem_request(inputs, tmp_path, capsys):
     assert cli.lia_main(["--debug-otb", str(cfg)]) == 0
     tags = _tags(tmp_path / "data_lia" / f"LIA_{TILE}_059.tif")
     # S1Tiling 1.4's LIA maps: DEM_LIST (the DEM tiles, by their main id), DEM_RESAMPLING_METHOD
-    assert tags["DEM_LIST"].split(", ") == sorted(r[1] for r in rows_ids)
+    footprint = grid.tile(TILE).footprint
+    under = sorted(file_id for (cell, file_id) in rows_ids
+                   if box(int(cell[4:7]), int(cell[1:3]), int(cell[4:7]) + 1, int(cell[1:3]) + 1).intersects(footprint))
+    assert len(under) == 4 and tags["DEM_LIST"].split(", ") == under
     assert tags["DEM_RESAMPLING_METHOD"] == "cubic" and tags["DEM_INFO"] == "Copernicus DEM GLO-30"
 
 

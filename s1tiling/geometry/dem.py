@@ -25,6 +25,7 @@ antimeridian.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -237,6 +238,17 @@ def main_field(dem_format: str) -> str:
 
 
 def read_database(path, dem_format: str = "{id}.hgt") -> tuple[dict, dict]:
+    """:func:`_read_database`, once per file, version and format in a process."""
+    path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return _read_database(path, dem_format, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_database(path: Path, dem_format: str, _stamp) -> tuple[dict, dict]:
     """The tiles of a DEM database (GeoPackage, shapefile, any vector format GDAL reads): lon/lat
     footprints and attributes, keyed by the value of the main field of ``dem_format``
     (:func:`main_field`). A layer without a defined SRS is read as EPSG:4326, with a warning (as
