@@ -157,8 +157,8 @@ def map_tags(job: MapJob, products: list[Product], orbit: ZeroDopplerOrbit, cont
     ``EOF_FILE`` names the orbit file the maps come from (S1Tiling's key), when there is one."""
     if products:
         eof = context.orbit_file_of(products)
-        tags = {"FLYING_UNIT_CODE": products[0].flying_unit_code, "INPUT_S1_IMAGES": ", ".join(p.name for p in products),
-                "ORBIT_DIRECTION": products[0].pass_direction}
+        tags = {"FLYING_UNIT_CODE": products[0].flying_unit_code, "ORBIT_DIRECTION": products[0].pass_direction,
+                "INPUT_S1_IMAGES": ", ".join(p.name for p in products)}
     else:
         eof = context.window_orbit(job.platform, job.start, job.stop)[1]
         tags = {"FLYING_UNIT_CODE": job.platform.lower(), "ORBIT_DIRECTION": job.direction}

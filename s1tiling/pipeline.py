@@ -48,7 +48,8 @@ from .derived import make as make_derived
 from .discovery import TileGroup, group_products, open_matching_products
 from .download import orbits
 from .engines import otb, otb_production
-from .errors import ConfigurationError, ExitCode, MissingDEMError, NoIntersectionError, NoProductFoundError, S1TilingError
+from .errors import (ConfigurationError, ExitCode, MissingDEMError, NoIntersectionError, NoProductFoundError,
+                     S1TilingError)
 from .geometry.geoid import find_geoid
 from .geometry.orbit import read_eof
 from .incidence import produce_maps
@@ -349,11 +350,12 @@ def _orbit_file_passes(settings: Settings, groups: list, *, fetch: bool, lines: 
         context = Context(settings)  # sees the new files
         passes, available = local()
         missing = [r for r in wanted if r not in available]
-    if lines is not None and missing:
+    unknown = set()
+    if lines is not None and missing:  # a dry run: say what a run would search
         lines.append(f"orbit files to search ({', '.join(orbits.ORBIT_COLLECTIONS)}, {first} to {last}) for "
                      f"relative orbit(s) {', '.join(f'{r:03d}' for r in missing)}"
                      + ("" if source.download else " (download = False: they must be put in eof_dir)"))
-        missing = []
+        unknown, missing = set(missing), []
     if missing:
         where = (f"in {settings.paths.eof_dir} nor at the provider ({len(searched)} orbit file(s) of "
                  f"{', '.join(orbits.ORBIT_COLLECTIONS)} between {first} and {last})") if searched is not None else (
@@ -363,7 +365,7 @@ def _orbit_file_passes(settings: Settings, groups: list, *, fetch: bool, lines: 
             f"{' of ' + ', '.join(platforms) if platforms else ''}: no orbit file found {where}: "
             "no map can be made for them")
     result = []
-    for r in wanted:
+    for r in (r for r in wanted if r not in unknown):
         seen = [t for t in tiles if (t, r) in passes]
         unseen = [t for t in tiles if (t, r) not in passes and (t, r) not in covered]
         if unseen:

@@ -633,7 +633,8 @@ def task_graph_dot(tasks: Iterable[Task], title: str = "s1tiling") -> str:
 
     lines = [f"digraph {quoted(title)} {{", "  rankdir=LR;", "  node [shape=box, style=filled];"]
     for task in tasks:
-        lines.append(f"  {quoted(task.key)} [fillcolor={colours.get(task.kind, 'white')}, tooltip={quoted(task.kind)}];")
+        colour = colours.get(task.kind, "white")
+        lines.append(f"  {quoted(task.key)} [fillcolor={colour}, tooltip={quoted(task.kind)}];")
         lines += [f"  {quoted(dep)} -> {quoted(task.key)};" for dep in task.deps]
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -18,6 +18,7 @@ import datetime as dt
 import math
 
 import numpy as np
+import pyproj
 import pytest
 import rasterio
 from shapely.geometry import box
@@ -219,3 +220,73 @@ def test_synthetic_orbit_file_is_an_esa_orbit_file(inputs):
     node_z = vectors.positions[changes + 1, 2]
     assert np.all(np.abs(node_z) < 80e3)  # at the equator (one 10 s step from it at most)
     assert dt.datetime(2021, 8, 9) < vectors.times[0].astype("datetime64[us]").item()
+
+
+# ------------------------------------------------------------------------------ real orbit files
+
+REAL_RESORB = "S1A_OPER_AUX_RESORB_OPOD_20230823T174849_V20230823T141024_20230823T172754.EOF"
+
+
+def _abeam(vectors, index, side, distance=450e3):
+    """A ground point ``distance`` metres right (side=+1) or left (-1) of the ground track at state
+    vector ``index`` (pyproj only: geodetic position, heading from the ENU velocity, geodesic)."""
+    position, velocity = vectors.positions[index], vectors.velocities[index]
+    lon, lat, _ = pyproj.Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True).transform(*position)
+    lo, la = np.radians(lon), np.radians(lat)
+    east = np.array([-np.sin(lo), np.cos(lo), 0.0])
+    north = np.array([-np.sin(la) * np.cos(lo), -np.sin(la) * np.sin(lo), np.cos(la)])
+    heading = np.degrees(np.arctan2(velocity @ east, velocity @ north))
+    target_lon, target_lat, _ = pyproj.Geod(ellps="WGS84").fwd(lon, lat, heading + 90 * side, distance)
+    return target_lon, target_lat
+
+
+def test_passes_of_a_real_orbit_file(orbits_dir):
+    """In ESA's restituted orbit of 2023-08-23 (absolute orbits 50003-50005), the revolution 50004
+    (relative 057, ESA's formula (50004 - 73) % 175 + 1) sees a point 450 km right of its ground
+    track when the satellite is abeam, ascending or descending as the satellite then moves; a point
+    on the left is never seen (Sentinel-1 looks right)."""
+    vectors = read_eof(orbits_dir / REAL_RESORB)
+    assert vectors.source == "RESORB" and set(vectors.absolute_orbits) == {50003, 50004, 50005}
+    inside = np.flatnonzero(vectors.absolute_orbits == 50004)
+    for fraction in (0.1, 0.3, 0.6, 0.8):
+        k = inside[int(fraction * inside.size)]
+        right = _abeam(vectors, k, +1)
+        (found,) = find_passes(vectors, "S1A", [right], (57,))
+        assert (found.absolute_orbit, found.relative_orbit) == (50004, 57)
+        assert found.direction == ("ASC" if vectors.velocities[k, 2] > 0 else "DES")
+        middle = found.start + (found.stop - found.start) / 2
+        assert abs((middle - vectors.times[k]) / np.timedelta64(1, "s")) < 2.0
+        assert 33 < found.incidence < 39  # 450 km from the nadir of a 700 km high orbit
+        assert find_passes(vectors, "S1A", [_abeam(vectors, k, -1)], (57,)) == []
+
+
+def test_s1iamap_with_a_real_orbit_file(orbits_dir, tmp_path):
+    """S1IAMap from an orbit file of eof_dir alone (no product, no DEM needed): the IA map of relative
+    orbit 057 over the S2 tile under a point 450 km right of the track; its incidence there is the
+    pass's, its tags name the file."""
+    from shapely.geometry import Point
+
+    from s1tiling.geometry.passes import find_pass
+
+    vectors = read_eof(orbits_dir / REAL_RESORB)
+    k = np.flatnonzero(vectors.absolute_orbits == 50004)[int(0.6 * 592)]
+    lon, lat = _abeam(vectors, k, +1)
+    tile = grid.tiles_intersecting(Point(lon, lat))[0]
+    expected = find_pass(vectors, "S1A", 50004, [(lon, lat)]).incidence
+    eof_dir = tmp_path / "eof"
+    eof_dir.mkdir()
+    (eof_dir / REAL_RESORB).symlink_to(orbits_dir / REAL_RESORB)
+    empty = tmp_path / "s1"
+    empty.mkdir()
+    cfg = write_request(tmp_path, "real", tiles=tile, first_date="2023-08-23", last_date="2023-08-23",
+                        Paths={"s1_images": empty, "eof_dir": eof_dir, "ia": tmp_path / "ia"},
+                        DataSource={"platform_list": "S1A", "relative_orbit_list": "57"},
+                        Processing={"output_spatial_resolution": 600, "ia_maps_to_produce": "deg"})
+    assert cli.ia_main([str(cfg)]) == 0
+    with rasterio.open(tmp_path / "ia" / f"IA_{tile}_057.tif") as src:
+        tags = src.tags()
+        (value,) = next(src.sample([pyproj.Transformer.from_crs("EPSG:4326", src.crs, always_xy=True)
+                                    .transform(lon, lat)]))
+    assert (tags["EOF_FILE"], tags["ORBIT_SOURCE"], tags["RELATIVE_ORBIT_NUMBER"]) == (REAL_RESORB, "RESORB", "057")
+    assert tags["ORBIT_DIRECTION"] == ("ASC" if vectors.velocities[k, 2] > 0 else "DES")
+    assert abs(value / 100 - expected) < 0.3  # 100 x degrees, one 600 m pixel from the point

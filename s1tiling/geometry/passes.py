@@ -60,8 +60,8 @@ def absolute_orbits_of(vectors: StateVectors) -> list[int]:
 
 
 def _ecef(points_lonlat) -> np.ndarray:
-    lon, lat = np.asarray(points_lonlat, dtype=np.float64).T
-    return np.stack(geodetic_to_ecef(lat, lon, 0.0), axis=-1)
+    lon, lat = np.array(points_lonlat, dtype=np.float64).T.copy()
+    return np.stack(geodetic_to_ecef(lat, lon, np.zeros_like(lat)), axis=-1)
 
 
 def find_pass(vectors: StateVectors, platform: str, absolute_orbit: int, points_lonlat) -> OrbitPass | None:
