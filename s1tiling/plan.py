@@ -375,9 +375,10 @@ def images_of_search(settings: Settings, found: Iterable) -> list[str]:
     ``found`` are :class:`~s1tiling.download.search.FoundProduct`."""
     wanted = set(settings.data_source.polarisation.upper().split("-"))
     passes: dict[tuple, list] = {}
+    every_tile = tuple(settings.processing.tiles) == ("ALL",)  # tiles = ALL: those the products cover
     for product in found:
         for tile in product.tiles:
-            if tile in settings.processing.tiles:
+            if every_tile or tile in settings.processing.tiles:
                 passes.setdefault((tile, *product.pass_key), []).append(product)
     images = []
     for (tile, *_), members in sorted(passes.items(), key=lambda item: str(item[0])):

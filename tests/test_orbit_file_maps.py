@@ -290,3 +290,35 @@ def test_s1iamap_with_a_real_orbit_file(orbits_dir, tmp_path):
     assert (tags["EOF_FILE"], tags["ORBIT_SOURCE"], tags["RELATIVE_ORBIT_NUMBER"]) == (REAL_RESORB, "RESORB", "057")
     assert tags["ORBIT_DIRECTION"] == ("ASC" if vectors.velocities[k, 2] > 0 else "DES")
     assert abs(value / 100 - expected) < 0.3  # 100 x degrees, one 600 m pixel from the point
+
+
+def test_normlim_run_downloads_the_orbit_file_of_its_pass(inputs, tmp_path, stac_servers):
+    """With download = True, a NORMLIM run fetches the orbit file of the pass whose map it makes, so
+    that its map is S1LIAMap's (EOF_FILE), and the image names the map (LIA_FILE)."""
+    from s1tiling.samples.testing import zip_safe
+
+    with_pixels = build_product(make_safe(tmp_path / "templates", **SCENE), tmp_path / "built", content="speckle")
+    payload = zip_safe(with_pixels, tmp_path / "zips").read_bytes()
+    _, eodag_config = stac_servers({with_pixels.name.removesuffix(".SAFE"): payload}, orbit_files=[inputs["eof"]])
+    cfg = write_request(tmp_path, "normlim", tiles=TILE, first_date=DAY, last_date=DAY, geoid=inputs["geoid"],
+                        Paths={"s1_images": tmp_path / "downloaded", "dem_dir": inputs["root"] / "dem",
+                               "eof_dir": tmp_path / "eof", "lia": tmp_path / "lia"},
+                        DataSource={"download": "True", "eodag_config": eodag_config, "polarisation": "VV"},
+                        Processing={"calibration": "normlim", "output_spatial_resolution": RESOLUTION})
+    assert cli.main(["--debug-otb", str(cfg)]) == 0
+    assert [p.name for p in (tmp_path / "eof").glob("*.EOF")] == [inputs["eof"].name]
+    with rasterio.open(tmp_path / "lia" / f"sin_LIA_{TILE}_059.tif") as src:
+        assert src.tags()["EOF_FILE"] == inputs["eof"].name and src.tags()["ORBIT_SOURCE"] == "POEORB"
+    (image,) = (tmp_path / "normlim" / TILE).glob("*_NormLim.tif")
+    with rasterio.open(image) as src:
+        assert src.tags()["LIA_FILE"] == f"sin_LIA_{TILE}_059.tif"
+
+
+def test_dry_run_of_s1liamap_says_what_it_would_search(inputs, tmp_path, capsys):
+    empty = tmp_path / "no_product"
+    empty.mkdir()
+    cfg = _request(tmp_path, inputs, "dry", s1_images=empty, download="True", relative_orbit_list="59")
+    assert cli.lia_main(["--dryrun", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "orbit files to search (S1_AUX_POEORB, S1_AUX_RESORB, 2021-08-09 to 2021-08-09) for relative orbit(s) 059" in out
+    assert not (tmp_path / "dry_eof").exists() or not any((tmp_path / "dry_eof").iterdir())  # nothing downloaded

@@ -612,15 +612,24 @@ def test_graphs_watch_ram_and_debug_caches(inputs, tmp_path, capsys):
     graph = dot.read_text()
     ortho, mask = f"ortho/{STEM.format(pol='vv')}", f"mask/{STEM.format(pol='vv')}_BorderMask.tif"
     assert f'"{ortho}"' in graph and f'"{ortho}" -> "{mask}"' in graph
-    if shutil.which("dot"):
-        assert dot.with_suffix(".svg").read_text().lstrip().startswith(("<?xml", "<svg"))
-    else:
-        print("graphviz is not installed: the SVG rendering of --graphs is not checked")
+    assert dot.with_suffix(".svg").exists() == bool(shutil.which("dot"))  # the SVG: test_graphs_as_svg
     assert "RAM: worker" in out and "MiB" in out and "RAM: peak of worker" in out
     assert "kept in" in out and any((tmp_path / "tmp").glob("s1tiling-*"))  # the run's folder stayed
     logs.reset_logging()
     workers = sorted(p.name for p in tmp_path.glob("S1Processor-worker-*.log"))
     assert workers and any(name.endswith(".warning.log") for name in workers)
+
+
+def test_graphs_as_svg(tmp_path):
+    """--graphs renders the task graph as SVG with graphviz (S1Tiling's --graphs writes SVG images)."""
+    if not shutil.which("dot"):
+        pytest.skip("graphviz's dot is not installed (apt-get install graphviz): no SVG rendering to check")
+    from s1tiling.scheduling import Task, write_task_graph
+
+    tasks = [Task("ortho/a", print, kind="ortho"), Task("mask/a", print, deps=("ortho/a",), kind="mask")]
+    dot, svg = write_task_graph(tasks, tmp_path, "tasks-test")
+    text = svg.read_text()
+    assert text.lstrip().startswith(("<?xml", "<svg")) and "ortho/a" in text and "mask/a" in text
 
 
 def test_trace_errors_shows_tracebacks_of_failed_tasks(inputs, tmp_path, capsys):
