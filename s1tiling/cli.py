@@ -1,5 +1,12 @@
 """The ``s1tiling`` (alias ``S1Processor``), ``S1LIAMap``, ``S1IAMap`` and ``S1GammaAreaMap``
-commands: the one place failures become exit codes."""
+commands: the one place failures become exit codes.
+
+Every option of S1Tiling 1.4.2's programs is accepted with its meaning (``--dryrun``,
+``--cache-before-ortho/--no-cache-before-ortho``, ``--searched_items_per_page``,
+``--nb_max_search_retries``, ``--eodag_download_timeout``, ``--eodag_download_wait``,
+``--trace-errors``, ``--debug-otb``, ``--debug-caches``, ``--watch-ram``, ``--graphs``), plus our
+spellings (``--dry-run``). Options that set a request value override the request file's.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +14,7 @@ import logging
 
 from . import __version__, config, logs, pipeline
 from .errors import ExitCode, S1TilingError
+from .pipeline import RunOptions
 
 logger = logging.getLogger("s1tiling")
 
@@ -17,9 +25,11 @@ INTERRUPTED = 130  # conventional status of a process stopped by Ctrl-C (128 + S
 PROGRAMS = {
     "s1tiling": ("Sentinel-1 GRD products -> calibrated, orthorectified Sentinel-2 tiles.", None),
     "S1LIAMap": ("Local incidence angle maps (sin(LIA), and LIA in degrees x 100 with produce_lia_map) "
-                 "of the relative orbits of the products in s1_images over the requested tiles.", "LIA"),
-    "S1IAMap": ("Incidence angle maps on the WGS84 ellipsoid (ia_maps_to_produce) of the relative orbits "
-                "of the products in s1_images over the requested tiles.", "IA"),
+                 "over the requested tiles, of the relative orbits of the products in s1_images and of "
+                 "relative_orbit_list (from precise orbit files, downloaded with download = True).", "LIA"),
+    "S1IAMap": ("Incidence angle maps on the WGS84 ellipsoid (ia_maps_to_produce) over the requested tiles, "
+                "of the relative orbits of the products in s1_images and of relative_orbit_list (from precise "
+                "orbit files, downloaded with download = True).", "IA"),
     "S1GammaAreaMap": ("Gamma area maps (terrain flattening of gamma0 RTC calibration) of the relative orbits "
                        "of the products in s1_images over the requested tiles.", "GAMMA_AREA"),
 }
@@ -33,16 +43,58 @@ def _parser(prog: str = "s1tiling") -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 66 failed tasks, 67 download error, 68 offline products "
                "timed out, 69/70 output/cache disk full, 71 corrupt product, 72 configuration "
                "error, 73/74 no product found/intersecting, 75 DEM missing, 76 geoid missing, "
-               "77 external application missing, 130 interrupted.",
+               "77 external application missing, 78 unexpected error, 130 interrupted.",
     )
     parser.add_argument("config", metavar="CONFIG", help="request file (S1Processor.cfg format)")
-    parser.add_argument("--dry-run", action="store_true",
+    parser.add_argument("--dry-run", "--dryrun", dest="dry_run", action="store_true",
                         help="print what would be searched, downloaded and produced; do nothing")
     if maps is None:
-        parser.add_argument("--cache-before-ortho", action="store_true",
-                            help="keep calibrated and cut S1 images on disk before orthorectification")
-    parser.add_argument("--version", action="version", version=f"s1tiling {__version__}")
+        parser.add_argument("--cache-before-ortho", action=argparse.BooleanOptionalAction, default=None,
+                            help="keep calibrated and cut S1 images on disk before orthorectification "
+                                 "(in {tmp}/S1, reused by later tiles and runs)")
+    search = parser.add_argument_group("searching and downloading (override the request file)")
+    search.add_argument("--searched_items_per_page", type=int, metavar="N",
+                        help="products asked from the provider per search page (default 20)")
+    search.add_argument("--nb_max_search_retries", type=int, metavar="N",
+                        help="retries of a search that timed out (default 5)")
+    search.add_argument("--eodag_download_timeout", type=float, metavar="MIN",
+                        help="minutes to wait for offline products (request key offline_timeout)")
+    search.add_argument("--eodag_download_wait", type=float, metavar="MIN",
+                        help="minutes between two tries of an offline product (offline_poll_interval)")
+    debug = parser.add_argument_group("investigation")
+    debug.add_argument("--trace-errors", action="store_true", help="show the full traceback of errors")
+    debug.add_argument("--debug-otb", action="store_true",
+                       help="run every task in this process, one after the other, without dask")
+    debug.add_argument("--debug-caches", action="store_true",
+                       help="keep the intermediate files of the run (temporary folders) instead of purging them")
+    debug.add_argument("--watch-ram", action="store_true", help="log the memory used by each worker while running")
+    debug.add_argument("--graphs", action="store_true",
+                       help="write the task graph of the run (tasks-<date>.dot, and .svg with graphviz) "
+                            "in the current directory")
+    parser.add_argument("--version", action="version", version=f"{prog} {__version__}")
     return parser
+
+
+def _overrides(args) -> dict[str, dict[str, str]]:
+    """Request values the command-line options replace."""
+    source = {}
+    for option, key, scale in (("searched_items_per_page", "searched_items_per_page", 1),
+                               ("nb_max_search_retries", "nb_max_search_retries", 1),
+                               ("eodag_download_timeout", "offline_timeout", 1),
+                               ("eodag_download_wait", "offline_poll_interval", 60)):
+        value = getattr(args, option, None)
+        if value is not None:
+            value = value * scale
+            source[key] = str(int(value)) if float(value).is_integer() else str(value)
+    overrides = {"DataSource": source} if source else {}
+    processing = {}
+    if getattr(args, "cache_before_ortho", None) is not None:
+        processing["cache_before_ortho"] = str(args.cache_before_ortho)
+    if args.debug_caches:
+        processing["debug_caches"] = "True"
+    if processing:
+        overrides["Processing"] = processing
+    return overrides
 
 
 def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
@@ -55,17 +107,23 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
         return done.code if isinstance(done.code, int) else int(bool(done.code))
 
     logs.setup_logging()
-    debug = False
+    debug = args.trace_errors
+    options = RunOptions(trace_errors=args.trace_errors, sequential=args.debug_otb, watch_ram=args.watch_ram,
+                         graphs=args.graphs)
     try:
-        overrides = {"Processing": {"cache_before_ortho": "True"}} if getattr(args, "cache_before_ortho", False) else {}
-        settings = config.load_config(args.config, overrides)
-        debug = "debug" in settings.processing.mode
+        collector = logs.start_collecting()  # what reading the request says goes to the log files too
+        try:
+            settings = config.load_config(args.config, _overrides(args))
+        finally:
+            logging.getLogger("s1tiling").removeHandler(collector)
+        debug = debug or "debug" in settings.processing.mode
         logs.setup_logging(settings)
+        logs.replay_into_files(collector)
         if args.dry_run:
             print(pipeline.dry_run(settings, maps=maps))
             status = int(ExitCode.OK)
         else:
-            status = int(pipeline.run(settings, maps=maps))
+            status = int(pipeline.run(settings, maps=maps, options=options))
     except S1TilingError as err:
         logger.error("%s", err, exc_info=debug)
         status = int(err.exit_code)
@@ -74,7 +132,7 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
         status = INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the last resort: one message and a known status
         logger.error("Unexpected error: %s: %s", type(err).__name__, err, exc_info=debug)
-        status = int(ExitCode.TASKS_FAILED)
+        status = 78  # S1Tiling's status of an unexpected error (errors.ExitCode.INTERRUPTED, issue 14)
     logger.debug("Exit status %d", status)
     return status
 

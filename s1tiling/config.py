@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import naming
 from .errors import ConfigurationError
 from .grid import for_tile_file
 
@@ -41,7 +42,7 @@ PIXEL_TYPES = {
     "float32": "float32", "float": "float32", "float64": "float64", "double": "float64",
 }
 GDAL_RESAMPLINGS = ("near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "rms",
-                    "mode", "max", "min", "med", "q1", "q3", "sum")
+                    "mode", "max", "min", "med", "q1", "q3", "sum", "qum")
 
 
 class FrozenMap(Mapping):
@@ -218,6 +219,45 @@ def _roi(value: str):
     return "ALL" if value.strip().upper() == "ALL" else _tiles(value)
 
 
+def _processing_tiles(value: str) -> tuple[str, ...]:
+    """``tiles``: tile names, or ``ALL`` (S1Tiling's ``extract_tiles_to_process``: every tile the
+    products cover, resolved when the products are known)."""
+    return ("ALL",) if value.strip().upper() == "ALL" else _tiles(value)
+
+
+def _platform(value: str) -> str:
+    """Any Sentinel-1 unit (``S1A``...``S1D``...), as S1Tiling accepts any ``S1*`` name."""
+    name = value.strip().upper()
+    if not re.fullmatch(r"S1[A-Z]", name):
+        raise ValueError("expected Sentinel-1 platforms such as S1A, S1B, S1C, S1D")
+    return name
+
+
+def _relative_orbits(value: str) -> tuple[int, ...]:
+    """Relative orbit numbers with any separator (``7, 80``, ``80;161``), as S1Tiling reads them
+    (every run of digits is a number); each in 1..175."""
+    orbits: list[int] = []
+    for text in re.findall(r"\d+", value):
+        number = int(text)
+        if not 1 <= number <= 175:
+            raise ValueError("expected relative orbit numbers in 1..175")
+        if number not in orbits:
+            orbits.append(number)
+    if re.sub(r"[\d\s,;:/|+-]", "", value):
+        raise ValueError("expected relative orbit numbers in 1..175 such as '7, 80' or '80;161'")
+    return tuple(orbits)
+
+
+def _nodata(value: str) -> float:
+    """A no-data value: a number, or ``nan`` (S1Tiling's default for LIA and IA maps)."""
+    if value.strip().lower() in ("nan", "+nan", "-nan"):
+        return float("nan")
+    try:
+        return float(value.strip())
+    except ValueError:
+        raise ValueError("expected a number or nan") from None
+
+
 def _creation_options(value: str) -> tuple[str | None, tuple[str, ...]]:
     """'uint16 COMPRESS=DEFLATE, PREDICTOR=2' -> ('uint16', ('COMPRESS=DEFLATE', 'PREDICTOR=2')).
 
@@ -272,27 +312,30 @@ class DataSourceSettings:
     first_date: datetime.date = _option(_date)
     last_date: datetime.date = _option(_date)
     download: bool = _option(_boolean, False)
-    eodag_config: Path = _option(_path)
+    eodag_config: Path | None = _option(_path)  # None: EODAG's own default configuration
     nb_parallel_downloads: int = _option(_number(int, 1), 2)
     roi_by_tiles: str | tuple[str, ...] = _option(_roi, "ALL")
-    platform_list: tuple[str, ...] = _option(
-        _list_of(_choice("S1A", "S1B", "S1C", normalize=str.upper)), ("S1A", "S1B", "S1C"))
+    platform_list: tuple[str, ...] = _option(_list_of(_platform), ())  # empty: any unit, as S1Tiling
     polarisation: str = _option(
         _choice("VV-VH", "HH-HV", "VV", "VH", "HH", "HV", normalize=str.upper), "VV-VH")
     orbit_direction: str | None = _option(
         _optional(_choice("ASC", "DES", aliases={"DSC": "DES"}, normalize=str.upper)))
-    relative_orbit_list: tuple[int, ...] = _option(_list_of(_number(int, 1, 175)), ())
+    relative_orbit_list: tuple[int, ...] = _option(_relative_orbits, ())
     tile_to_product_overlap_ratio: float = _option(_number(float, 0, 100), 0.0)
     offline_timeout: int = _option(_number(int, 0), 120)
     offline_poll_interval: int = _option(_number(int, 1), 60)
     download_keep: int = _option(_number(int, 1), 1000)
+    #: EODAG search page size and retries on search time-outs (S1Tiling's ``--searched_items_per_page``
+    #: and ``--nb_max_search_retries``; the command-line options override them)
+    searched_items_per_page: int = _option(_number(int, 1), 20)
+    nb_max_search_retries: int = _option(_number(int, 0), 5)
 
 
 @dataclass(frozen=True)
 class ProcessingSettings:
     """[Processing]; dotted keys (``nodata.LIA``...) are gathered in mappings."""
 
-    tiles: tuple[str, ...] = _option(_tiles)
+    tiles: tuple[str, ...] = _option(_processing_tiles)
     tiles_list_in_file: Path | None = _option(_optional_path)
     engine: str = _option(_choice("native", "otb"), "native")
     calibration: str = _option(
@@ -310,10 +353,12 @@ class ProcessingSettings:
     cache_dem_by: str = _option(_choice("symlink", "copy"), "symlink")
     override_azimuth_cut_threshold_to: bool | None = _option(_optional_boolean)
     cache_before_ortho: bool = _option(_boolean, False)
+    #: keep the intermediate files of a run (S1Tiling's ``--debug-caches``)
+    debug_caches: bool = _option(_boolean, False)
     produce_lia_map: bool = _option(_boolean, False)
     ia_maps_to_produce: tuple[str, ...] = _option(_list_of(_choice("deg", "cos", "sin", "tan")), ())
     dem_warp_resampling_method: str = _option(_choice(*GDAL_RESAMPLINGS), "cubic")
-    nodata: Mapping[str, float] = _group(_number(float), kinds=("IA", "LIA", "RTC"))
+    nodata: Mapping[str, float] = _group(_nodata, kinds=("IA", "LIA", "RTC", "SAR", "XYZ", "DEM"))
     fname_fmt: Mapping[str, str] = _group(_format_string)
     dname_fmt: Mapping[str, str] = _group(_format_string)
     creation_options: Mapping[str, tuple] = _group(_creation_options)
@@ -568,7 +613,7 @@ def _read_tiles_file(path: Path, problems: _Problems) -> tuple[str, ...] | None:
         return None
     lines = (line.split("#", 1)[0] for line in text.splitlines())
     try:
-        return _tiles(" ".join(lines))
+        return _processing_tiles(" ".join(lines))
     except ValueError as err:
         problems.add("Processing", "tiles_list_in_file", raw, f"{path}: {err}")
         return None
@@ -612,7 +657,8 @@ def _check_tile_names(values: dict[str, dict[str, Any]], raws: dict[str, dict[st
         problems.add("Processing", "tiles_shapefile", raws["Processing"]["tiles_shapefile"], str(err))
         return
     tiles_file = proc.get("tiles_list_in_file")
-    requested = (("Processing", "tiles_list_in_file" if tiles_file else "tiles", proc.get("tiles", ())),
+    tiles = proc.get("tiles", ())
+    requested = (("Processing", "tiles_list_in_file" if tiles_file else "tiles", () if tiles == ("ALL",) else tiles),
                  ("DataSource", "roi_by_tiles", roi if isinstance(roi, tuple) else ()))
     for section, key, names in requested:
         unknown = [name for name in names if not tile_grid.is_valid_tile_name(name)]
@@ -640,7 +686,10 @@ def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], r
     if "dem_dir" in paths:
         paths.setdefault("dem_info", paths["dem_dir"].name)
     paths.setdefault("tmp", Path(tempfile.gettempdir()))
-    source.setdefault("eodag_config", _default_eodag_config())
+    if "eodag_config" not in source:
+        default = _default_eodag_config()
+        # S1Tiling lets EODAG use its own default configuration when there is no file: so do we
+        source["eodag_config"] = default if default.is_file() else None
 
     first, last = source.get("first_date"), source.get("last_date")
     if first and last and first > last:
@@ -657,6 +706,12 @@ def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], r
     elif not present["Processing"] & {"tiles", "tiles_list_in_file"}:
         problems.add("Processing", "tiles", None, "mandatory key is missing (or give tiles_list_in_file)")
     _check_tile_names(values, raws, problems)
+    if proc.get("tiles") == ("ALL",) and source.get("download") and source.get("roi_by_tiles", "ALL") == "ALL":
+        # S1Tiling's Configuration refuses the same combination
+        problems.add("Processing", "tiles", "ALL", "tiles = ALL needs the products first: it cannot be combined with "
+                     "[DataSource] download = True and roi_by_tiles = ALL (give roi_by_tiles, or download = False)")
+    _check_nodata(proc, problems)
+    _check_name_templates(proc, values["Filtering"], raws["Processing"], problems)
 
     cluster = values["Cluster"]
     if cluster.get("scheduler") == "address" and not cluster.get("address"):
@@ -676,6 +731,43 @@ def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], r
         logger.warning("%s: [Filtering] keep_non_filtered_products = False is ignored "
                        "as [Mask] generate_border_mask = True", problems.file)
         values["Filtering"]["keep_non_filtered_products"] = True
+
+
+def _check_nodata(proc: dict[str, Any], problems: _Problems) -> None:
+    """``nodata.SAR`` / ``nodata.XYZ`` / ``nodata.DEM`` name no-data values of S1Tiling's OTB
+    intermediate files: accepted; tile images keep no-data 0 (S1Tiling's ``nodata.SAR`` default)."""
+    nodata = proc.get("nodata") or {}
+    for kind in ("XYZ", "DEM"):
+        if kind in nodata:
+            logger.info("%s: [Processing] nodata.%s is accepted and ignored: no such intermediate file is made",
+                        problems.file, kind)
+    if "SAR" in nodata and nodata["SAR"] != 0:
+        logger.warning("%s: [Processing] nodata.SAR = %s: tile images keep no-data 0", problems.file, nodata["SAR"])
+
+
+def _check_name_templates(proc: dict[str, Any], filtering: dict[str, Any], raws: dict[str, str],
+                          problems: _Problems) -> None:
+    """``fname_fmt.*`` / ``dname_fmt.*`` are formatted once on a sample product now, so that a wrong
+    template stops the run (and ``--dry-run``) before anything is made (S1Tiling's own keys of
+    intermediate files are accepted with a warning: this chain makes no such file)."""
+    for group in ("fname_fmt", "dname_fmt"):
+        templates = dict(proc.get(group) or {})
+        for key in list(templates):
+            alias = naming.TEMPLATE_ALIASES.get((group, key))
+            if alias:
+                templates.setdefault(alias, templates[key])
+                del templates[key]
+            elif key in naming.S1TILING_INTERMEDIATE_KEYS[group]:
+                logger.warning("%s: [Processing] %s.%s names an intermediate file of S1Tiling's OTB chain, "
+                               "which is not made here: ignored", problems.file, group, key)
+                del templates[key]
+        if group in proc:
+            proc[group] = FrozenMap(templates)
+    filter_method = filtering.get("filter", "none")
+    for key, template, problem in naming.check_templates(
+            proc.get("fname_fmt") or {}, proc.get("dname_fmt") or {}, proc.get("calibration", "sigma"),
+            None if filter_method == "none" else filter_method):
+        problems.add("Processing", key, raws.get(key.lower(), template), problem)
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Mapping[str, str]] | None = None) -> Settings:

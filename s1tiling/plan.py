@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from .config import ProcessingSettings
 from .naming import TileProduct, layout, product_path
+from .s1.names import parse_product_name
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -82,17 +83,46 @@ class TileJob:
 @dataclass(frozen=True)
 class MapJob:
     """The missing maps of one family (``LIA``, ``IA`` or ``GAMMA_AREA``) of one relative orbit over
-    one tile, from the geometry of one pass (``products``: its slices, in time order)."""
+    one tile, from the geometry of one pass (``products``: its slices, in time order), or, without
+    products, of the pass of an orbit file (:class:`OrbitFilePass`: ``platform``, ``direction``,
+    ``absolute_orbit`` and its time window ``start`` / ``stop``, ISO UTC; ``eof`` the file found)."""
 
     family: str
     tile: str
     orbit: int
     products: tuple[str, ...]
     outputs: tuple[tuple[str, str], ...]  # (map kind, path)
+    platform: str = ""
+    direction: str = ""
+    absolute_orbit: int = 0
+    start: str = ""
+    stop: str = ""
+    eof: str = ""
 
     @property
     def key(self) -> str:
         return f"{self.family.lower()}/{Path(self.outputs[0][1]).stem}"
+
+
+@dataclass(frozen=True)
+class OrbitFilePass:
+    """A pass of a relative orbit over a tile known from an orbit file alone (no Sentinel-1
+    product): what a map job needs in place of a :class:`~s1tiling.discovery.TileGroup`."""
+
+    tile: str
+    platform: str
+    relative_orbit: int
+    pass_direction: str
+    absolute_orbit: int
+    start: str  # ISO UTC, the zero-Doppler times of the tile with a margin
+    stop: str
+    eof: str  # the orbit file's name
+    coverage: float = 0.0  # passes of products, when there are, are preferred
+    products: tuple = ()
+
+    @property
+    def key(self) -> str:
+        return f"{self.platform}_{self.relative_orbit:03d}_{self.absolute_orbit:06d}_{self.tile}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +159,7 @@ class DerivedJob:
 class Plan:
     """What a run will make, and what is already there."""
 
-    passes: tuple[TileGroup, ...] = ()
+    passes: tuple[TileGroup | OrbitFilePass, ...] = ()
     tile_jobs: tuple[TileJob, ...] = ()
     map_jobs: tuple[MapJob, ...] = ()
     calibrations: tuple[CalibrationJob, ...] = ()
@@ -147,6 +177,9 @@ class Plan:
     def describe(self) -> str:
         lines = [f"{len(self.passes)} pass(es) over the requested tiles:"]
         for g in self.passes:
+            if isinstance(g, OrbitFilePass):
+                lines.append(f"  {g.key}  {g.pass_direction} {g.start} .. {g.stop} over {g.tile}  orbit file {g.eof}")
+                continue
             names = ", ".join(p.name for p in g.products)
             lines.append(f"  {g.key}  {g.coverage:5.1f}% of {g.tile}  [{'/'.join(g.polarisations)}]  {names}")
         lines.append(f"{sum(len(j.images) for j in self.tile_jobs)} tile image(s) to produce:")
@@ -173,13 +206,16 @@ def tile_product(settings: Settings, group: TileGroup, polarisation: str) -> Til
     """The name fields of the ``polarisation`` image of a pass over its tile."""
     first = group.products[0]
     return TileProduct(first.flying_unit_code, group.tile, polarisation, group.pass_direction, group.relative_orbit,
-                       tuple(p.start_time for p in group.products), settings.processing.calibration)
+                       tuple(p.start_time for p in group.products), settings.processing.calibration,
+                       first.absolute_orbit, Path(first.measurement_path(polarisation)).name)
 
 
 def image_path(settings: Settings, product: TileProduct, kind: str | None = None) -> Path:
     """Path of a tile image (``kind`` None) or of a product derived from it (``mask``...)."""
     proc = settings.processing
-    return product.path(kind, proc.fname_fmt, proc.dname_fmt, layout(settings.paths))
+    method = settings.filtering.filter
+    return product.path(kind, proc.fname_fmt, proc.dname_fmt, layout(settings.paths),
+                        None if method == "none" else method)
 
 
 def map_kinds(settings: Settings, family: str) -> tuple[str, ...]:
@@ -193,7 +229,7 @@ def map_kinds(settings: Settings, family: str) -> tuple[str, ...]:
     return tuple(IA_KINDS[k] for k in proc.ia_maps_to_produce) or ("IA",)
 
 
-def map_path(settings: Settings, kind: str, group: TileGroup) -> Path:
+def map_path(settings: Settings, kind: str, group: TileGroup | OrbitFilePass) -> Path:
     """Path of the ``kind`` map (``LIA``, ``sin_LIA``, ``IA``, ``cos_IA``..., ``GAMMA_AREA``) of a
     pass's relative orbit and tile."""
     proc = settings.processing
@@ -238,11 +274,12 @@ def tile_job(settings: Settings, group: TileGroup, polarisations: Iterable[str] 
 
 # ---------------------------------------------------------------------------- plans
 
-def plan_maps(settings: Settings, groups: Sequence[TileGroup], family: str) -> tuple[list[MapJob], list[str]]:
+def plan_maps(settings: Settings, groups: Sequence[TileGroup | OrbitFilePass],
+              family: str) -> tuple[list[MapJob], list[str]]:
     """Jobs making the missing ``family`` maps of the passes ``groups`` need (one set per tile and
     relative orbit with the default names, from the pass covering most of the tile), and the maps
     already present."""
-    best: dict[tuple, TileGroup] = {}  # map paths -> the pass covering most of the tile
+    best: dict[tuple, TileGroup | OrbitFilePass] = {}  # map paths -> the pass covering most of the tile
     for g in groups:
         paths = tuple((kind, map_path(settings, kind, g)) for kind in map_kinds(settings, family))
         if paths not in best or g.coverage > best[paths].coverage:
@@ -251,13 +288,17 @@ def plan_maps(settings: Settings, groups: Sequence[TileGroup], family: str) -> t
     for paths, g in best.items():
         present += [str(path) for _, path in paths if path.exists()]
         missing = tuple((kind, str(path)) for kind, path in paths if not path.exists())
-        if missing:
+        if missing and isinstance(g, OrbitFilePass):
+            jobs.append(MapJob(family, g.tile, g.relative_orbit, (), missing, g.platform, g.pass_direction,
+                               g.absolute_orbit, g.start, g.stop, g.eof))
+        elif missing:
             jobs.append(MapJob(family, g.tile, g.relative_orbit, tuple(str(p.path) for p in g.products), missing))
     return jobs, present
 
 
-def plan_maps_only(settings: Settings, groups: Sequence[TileGroup], family: str) -> Plan:
-    """Only the maps (``family`` 'LIA', 'IA' or 'GAMMA_AREA') of the tiles and relative orbits of ``groups``."""
+def plan_maps_only(settings: Settings, groups: Sequence[TileGroup | OrbitFilePass], family: str) -> Plan:
+    """Only the maps (``family`` 'LIA', 'IA' or 'GAMMA_AREA') of the tiles and relative orbits of
+    ``groups``: passes of products, or passes of orbit files (:class:`OrbitFilePass`)."""
     jobs, present = plan_maps(settings, groups, family)
     return Plan(passes=tuple(groups), map_jobs=tuple(jobs), present=tuple(present))
 
@@ -325,14 +366,20 @@ def plan_products(settings: Settings, groups: Sequence[TileGroup]) -> Plan:
                 transient=tuple(transient))
 
 
+def _absolute_orbit(name: str) -> int | None:
+    parsed = parse_product_name(name)
+    return parsed.absolute_orbit if parsed else None
+
+
 def images_of_search(settings: Settings, found: Iterable) -> list[str]:
     """The tile images a run would make from the products a search found (for a dry run):
     ``found`` are :class:`~s1tiling.download.search.FoundProduct`."""
     wanted = set(settings.data_source.polarisation.upper().split("-"))
     passes: dict[tuple, list] = {}
+    every_tile = tuple(settings.processing.tiles) == ("ALL",)  # tiles = ALL: those the products cover
     for product in found:
         for tile in product.tiles:
-            if tile in settings.processing.tiles:
+            if every_tile or tile in settings.processing.tiles:
                 passes.setdefault((tile, *product.pass_key), []).append(product)
     images = []
     for (tile, *_), members in sorted(passes.items(), key=lambda item: str(item[0])):
@@ -341,6 +388,6 @@ def images_of_search(settings: Settings, found: Iterable) -> list[str]:
         for pol in sorted(wanted.intersection(*[set(m.polarisations) for m in members]), reverse=True):
             product = TileProduct(first.platform.lower(), tile, pol, first.pass_direction or "ASC",
                                   first.relative_orbit or 0, tuple(m.start for m in members),
-                                  settings.processing.calibration)
+                                  settings.processing.calibration, _absolute_orbit(first.name))
             images.append(str(image_path(settings, product)))
     return images

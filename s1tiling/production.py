@@ -150,6 +150,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
             tags = tile_metadata(
                 image.product, input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
                 noise_removed=proc.remove_thermal_noise, dem_info=context.settings.paths.dem_info,
+                lower_signal_value=proc.lower_signal_value,
                 interpolator=method, spatial_resolution=resolution, engine="native",
                 orbit_source=slices[0].model.orbit_source,
                 extra={**context.settings.metadata,

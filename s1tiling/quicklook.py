@@ -4,7 +4,10 @@ The tile is averaged down to ``ratio`` percent of its size (GDAL average
 resampling, no-data excluded), then linear values map to grey levels as
 ``round(value / scale * 255)`` clipped to 1..255, with 0 kept for no-data. So
 ``scale`` is the backscatter shown white (``scale_vv`` 0.5, ``scale_vh`` 0.05...).
-The JPEG carries its georeferencing in a GDAL ``.aux.xml`` side-car.
+The JPEG carries its georeferencing and metadata in a GDAL ``.aux.xml`` side-car: the tile's
+tags plus ``IMAGE_TYPE=QUICKLOOK``, ``QUICKLOOK_SCALE`` (the backscatter shown white),
+``QUICKLOOK_PIXEL_RANGE`` (``1 255``: the grey levels of valid pixels, 0 being no-data) and
+``QUICKLOOK_RATIO`` (percent of the tile's size).
 """
 from __future__ import annotations
 
@@ -45,9 +48,13 @@ def write_quicklook(tile_path: str | os.PathLike, out_jpg: str | os.PathLike,
         t, sx, sy = src.transform, src.width / width, src.height / height
         transform = Affine(t.a * sx, t.b * sy, t.c, t.d * sx, t.e * sy, t.f)
         crs = src.crs
+        tags = {k: v for k, v in src.tags().items() if k != "AREA_OR_POINT"}
+    tags.update(IMAGE_TYPE="QUICKLOOK", QUICKLOOK_SCALE=f"{scale:g}", QUICKLOOK_PIXEL_RANGE="1 255",
+                QUICKLOOK_RATIO=f"{ratio_percent:g}")
     with MemoryFile() as memory, memory.open(driver="GTiff", width=width, height=height, count=1,
                                              dtype="uint8", crs=crs, transform=transform) as image:
         image.write(to_grey_levels(values, scale), 1)
+        image.update_tags(**tags)
         with atomic_output(out_jpg) as tmp:
             rasterio.shutil.copy(image, tmp, driver="JPEG", QUALITY=str(quality))
     return Path(out_jpg)

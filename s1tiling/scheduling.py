@@ -498,8 +498,8 @@ def run_temporary_dir(settings: Settings) -> Iterator[Path]:
     try:
         yield path
     finally:
-        if "debug" in settings.processing.mode:
-            logger.info("Temporary files kept in %s (debug mode)", path)
+        if "debug" in settings.processing.mode or settings.processing.debug_caches:
+            logger.info("Temporary files kept in %s (debug mode or --debug-caches)", path)
         else:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -628,3 +628,45 @@ def executor_for(settings: Settings) -> Iterator[Client]:
             logger.info("Submitted %d %s job(s) of dask workers", cluster_settings.jobs, cluster_settings.scheduler)
         _log_dashboard(client)
         yield client
+
+
+# ---------------------------------------------------------------------------- task graphs
+
+def task_graph_dot(tasks: Iterable[Task], title: str = "s1tiling") -> str:
+    """The graph of ``tasks`` in graphviz's DOT language: one node per task (its key, coloured by
+    kind), one edge per dependency (S1Tiling's ``--graphs``)."""
+    colours = {"download": "lightblue", "calibrate": "khaki", "ortho": "palegreen", "lia": "plum", "ia": "plum",
+               "gamma_area": "plum", "mask": "lightgrey", "quicklook": "lightgrey", "filtered": "lightsalmon"}
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"digraph {quoted(title)} {{", "  rankdir=LR;", "  node [shape=box, style=filled];"]
+    for task in tasks:
+        colour = colours.get(task.kind, "white")
+        lines.append(f"  {quoted(task.key)} [fillcolor={colour}, tooltip={quoted(task.kind)}];")
+        lines += [f"  {quoted(dep)} -> {quoted(task.key)};" for dep in task.deps]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_task_graph(tasks: Iterable[Task], directory, stem: str) -> list[Path]:
+    """Write ``<stem>.dot`` in ``directory``, and ``<stem>.svg`` when graphviz's ``dot`` is installed;
+    returns the files written."""
+    import subprocess
+
+    path = Path(directory) / f"{stem}.dot"
+    path.write_text(task_graph_dot(list(tasks), stem), encoding="utf-8")
+    written = [path]
+    dot = shutil.which("dot")
+    if dot is None:
+        logger.info("Task graph written to %s (install graphviz for an SVG rendering)", path)
+        return written
+    svg = path.with_suffix(".svg")
+    done = subprocess.run([dot, "-Tsvg", str(path), "-o", str(svg)], capture_output=True, text=True, timeout=300)
+    if done.returncode == 0:
+        written.append(svg)
+        logger.info("Task graph written to %s and %s", path, svg)
+    else:
+        logger.warning("graphviz could not render %s: %s", path, done.stderr.strip()[:300])
+    return written

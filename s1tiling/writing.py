@@ -294,8 +294,14 @@ def format_acquisition_datetime(when: datetime | np.datetime64) -> str:
     return as_utc(when).strftime("%Y:%m:%dT%H:%M:%SZ")
 
 
+#: the S1Tiling release whose products ours stand in for (names, metadata, request files)
+S1TILING_COMPATIBLE_VERSION = "1.4.2"
+
+
 def software_name() -> str:
-    return f"s1tiling {__version__}"
+    """``TIFFTAG_SOFTWARE``: S1Tiling's ``S1 Tiling v<version>`` form (S1Tiling's own checks look for
+    ``S1 Tiling``), naming this project and its version too."""
+    return f"S1 Tiling v{S1TILING_COMPATIBLE_VERSION} compatible (s1tiling {__version__})"
 
 
 def production_tags(description: str, when: datetime | None = None) -> dict[str, str]:
@@ -327,12 +333,13 @@ def tile_description(product: TileProduct) -> str:
 def tile_metadata(product: TileProduct, *, input_products: Sequence[str], absolute_orbit: int,
                   noise_removed: bool, dem_info: str, interpolator: str, spatial_resolution: float,
                   engine: str, orbit_source: str, extra: Mapping[str, str] | None = None,
-                  production_time: datetime | None = None) -> dict[str, str]:
+                  production_time: datetime | None = None, lower_signal_value: float | None = None) -> dict[str, str]:
     """GeoTIFF metadata of a tile product (INTERFACE.md), valued as S1Tiling writes them.
 
     ``ACQUISITION_DATETIME`` is the earliest input start time; ``_1``, ``_2``...
     each input's, in time order. ``extra`` (the ``[Metadata]`` pairs) cannot
-    override the standard keys. ``ENGINE`` and ``ORBIT_SOURCE`` are additions.
+    override the standard keys. ``ENGINE`` and ``ORBIT_SOURCE`` are additions. With noise removed,
+    ``LOWER_SIGNAL_VALUE`` (S1Tiling's key) is the value that replaced non-positive pixels.
     """
     tags = {str(k): str(v) for k, v in (extra or {}).items()}
     times = product.acquisition_times
@@ -357,6 +364,8 @@ def tile_metadata(product: TileProduct, *, input_products: Sequence[str], absolu
         "S2_TILE_CORRESPONDING_CODE": product.tile_name,
         "SPATIAL_RESOLUTION": str(float(spatial_resolution)),
     })
+    if noise_removed and lower_signal_value is not None:
+        tags["LOWER_SIGNAL_VALUE"] = repr(float(lower_signal_value))
     tags.update(production_tags(tile_description(product), production_time))
     return tags
 

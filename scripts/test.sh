@@ -6,9 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
 if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
-    if ! command -v otbcli_OrthoRectification >/dev/null 2>&1 || [ ! -e /usr/share/proj/egm96_15.gtx ]; then
+    if ! command -v otbcli_OrthoRectification >/dev/null 2>&1 || [ ! -e /usr/share/proj/egm96_15.gtx ] \
+            || ! command -v dot >/dev/null 2>&1; then
         $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq otb-bin proj-data >/dev/null
+        # graphviz: the SVG rendering of --graphs
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq otb-bin proj-data graphviz >/dev/null
     fi
 else
     echo "NOTE: cannot apt-get install otb-bin proj-data: OTB engine tests will be skipped" >&2

@@ -71,8 +71,13 @@ def test_minimal_file_gets_documented_defaults(tmp_path, monkeypatch):
     ds = s.data_source
     assert (ds.first_date, ds.last_date) == (datetime.date(2020, 1, 1), datetime.date(2020, 1, 31))
     assert ds.download is False and ds.roi_by_tiles == "ALL"
-    assert ds.eodag_config == tmp_path / "eodag" / "eodag.yml"
-    assert ds.platform_list == ("S1A", "S1B", "S1C") and ds.polarisation == "VV-VH"
+    # no file at EODAG's default place: EODAG's own default configuration, as S1Tiling
+    assert ds.eodag_config is None
+    (tmp_path / "eodag").mkdir()
+    (tmp_path / "eodag" / "eodag.yml").write_text("{}\n")
+    assert load_config(write_request(tmp_path)).data_source.eodag_config == tmp_path / "eodag" / "eodag.yml"
+    # no platform filter by default (S1Tiling: "By default (when left unspecified), no filter is applied")
+    assert ds.platform_list == () and ds.polarisation == "VV-VH"
     assert ds.orbit_direction is None and ds.relative_orbit_list == ()
     assert (ds.nb_parallel_downloads, ds.tile_to_product_overlap_ratio) == (2, 0)
     assert (ds.offline_timeout, ds.offline_poll_interval, ds.download_keep) == (120, 60, 1000)
@@ -254,15 +259,15 @@ WRONG_VALUES = [
     ({"Processing": {"orthorectification_interpolation_method": "cubic"}}, "Processing",
      "orthorectification_interpolation_method", "cubic", "nn, linear, bco"),
     ({"Processing": {"mode": "verbose"}}, "Processing", "mode", "verbose", "Normal, debug, logging"),
-    ({"Processing": {"nodata.XYZ": "0"}}, "Processing", "nodata.XYZ", "0", "nodata.IA, nodata.LIA, nodata.RTC"),
+    ({"Processing": {"nodata.FOO": "0"}}, "Processing", "nodata.FOO", "0", "nodata.IA, nodata.LIA, nodata.RTC"),
     ({"Processing": {"creation_options.tiled": "int12 COMPRESS=LZW"}}, "Processing", "creation_options.tiled",
      "int12 COMPRESS=LZW", "pixel type"),
     ({"Processing": {"fname_fmt.concatenation": "{tile_name.tif"}}, "Processing", "fname_fmt.concatenation",
      "{tile_name.tif", "format string"),
     ({"DataSource": {"polarisation": "VV+VH"}}, "DataSource", "polarisation", "VV+VH", "VV-VH"),
     ({"DataSource": {"orbit_direction": "NORTH"}}, "DataSource", "orbit_direction", "NORTH", "ASC, DES"),
-    ({"DataSource": {"platform_list": "S1A, S2A"}}, "DataSource", "platform_list", "S1A, S2A", "S1A, S1B, S1C"),
-    ({"DataSource": {"relative_orbit_list": "7, 176"}}, "DataSource", "relative_orbit_list", "7, 176", "<= 175"),
+    ({"DataSource": {"platform_list": "S1A, S2A"}}, "DataSource", "platform_list", "S1A, S2A", "S1A, S1B, S1C, S1D"),
+    ({"DataSource": {"relative_orbit_list": "7, 176"}}, "DataSource", "relative_orbit_list", "7, 176", "in 1..175"),
     ({"DataSource": {"tile_to_product_overlap_ratio": "101"}}, "DataSource", "tile_to_product_overlap_ratio",
      "101", "<= 100"),
     ({"DataSource": {"first_date": "2020/01/01"}}, "DataSource", "first_date", "2020/01/01", "YYYY-MM-DD"),

@@ -350,7 +350,7 @@ def test_missing_otb_exits_77_before_any_work(inputs, monkeypatch, tmp_path, cap
     monkeypatch.setattr(otb, "_python_module", lambda: None)
     config = _request(inputs, "missing-otb", "otb", noise=True, tiles=TILES)
     assert cli.main([str(config)]) == 77
-    assert "apt-get install otb-bin" in capsys.readouterr().err
+    assert "apt-get install otb-bin" in capsys.readouterr().out
     assert not (config.parent / "output").exists() or not any((config.parent / "output").rglob("*.tif"))
 
 

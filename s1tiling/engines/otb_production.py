@@ -98,6 +98,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
             tags = tile_metadata(
                 image.product, input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
                 noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
+                lower_signal_value=proc.lower_signal_value,
                 interpolator=proc.orthorectification_interpolation_method, spatial_resolution=resolution,
                 engine="otb", orbit_source="annotation", extra=settings.metadata,
             )
@@ -108,7 +109,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
                     result.unlink()
             written.append(str(path))
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_intermediates(run_dir, settings)
     logger.info("%s: wrote %s (OTB)", job.tile, ", ".join(Path(p).name for p in written))
     return written
 
@@ -204,8 +205,16 @@ def border_mask_file(source: str | Path, out: str | Path, creation_options: tupl
         write_like(source, out, lambda values, above, below: values, tags=mask_tags, dtype=dtype,
                    creation_options=options, nodata=None, strip_rows=COPY_ROWS, read_from=result)
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_intermediates(run_dir, context.settings)
     return Path(out)
+
+
+def _remove_intermediates(run_dir: Path, settings) -> None:
+    """The OTB applications' intermediate files go, unless kept for investigation (``--debug-caches``)."""
+    if settings.processing.debug_caches:
+        logger.info("intermediate files kept in %s (--debug-caches)", run_dir)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _copy(src_path: Path, out: AtomicRasterWriter, transform, floor: float) -> None:
