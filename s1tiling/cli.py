@@ -37,7 +37,9 @@ def _parser(prog: str = "s1tiling") -> argparse.ArgumentParser:
     )
     parser.add_argument("config", metavar="CONFIG", help="request file (S1Processor.cfg format)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print what would be searched, downloaded and produced; do nothing")
+                        help="print what would be searched, downloaded and produced; do nothing (write nothing)")
+    parser.add_argument("--strict", action="store_true",
+                        help="unknown sections and keys in the request file are errors (as [Processing] strict = True)")
     if maps is None:
         parser.add_argument("--cache-before-ortho", action="store_true",
                             help="keep calibrated and cut S1 images on disk before orthorectification")
@@ -57,10 +59,14 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
     logs.setup_logging()
     debug = False
     try:
-        overrides = {"Processing": {"cache_before_ortho": "True"}} if getattr(args, "cache_before_ortho", False) else {}
-        settings = config.load_config(args.config, overrides)
+        overrides: dict[str, dict[str, str]] = {"Processing": {}}
+        if getattr(args, "cache_before_ortho", False):
+            overrides["Processing"]["cache_before_ortho"] = "True"
+        if args.strict:
+            overrides["Processing"]["strict"] = "True"
+        settings = config.load_config(args.config, overrides, create_directories=not args.dry_run)
         debug = "debug" in settings.processing.mode
-        logs.setup_logging(settings)
+        logs.setup_logging(settings, files=not args.dry_run)
         if args.dry_run:
             print(pipeline.dry_run(settings, maps=maps))
             status = int(ExitCode.OK)

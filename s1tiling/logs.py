@@ -93,10 +93,11 @@ def _user_config(config_dir: Path) -> bool:
     return False
 
 
-def setup_logging(settings=None) -> list[Path]:
+def setup_logging(settings=None, files: bool = True) -> list[Path]:
     """Configures logging for a run; without settings, INFO messages to stderr only.
 
-    Returns the log files opened (empty unless mode has ``logging``).
+    Returns the log files opened (empty unless mode has ``logging``; none with ``files`` False:
+    ``--dry-run`` writes nothing).
     """
     reset_logging()
     root = logging.getLogger()
@@ -110,14 +111,14 @@ def setup_logging(settings=None) -> list[Path]:
     level = logging.DEBUG if debug else logging.INFO
     if debug and settings.processing.engine == "otb":
         os.environ["OTB_LOGGER_LEVEL"] = "DEBUG"
-    if _user_config(settings.config_dir):
+    if files and _user_config(settings.config_dir):  # it may open log files: not in a dry run
         if debug:
             root.setLevel(logging.DEBUG)
         return []
 
     root.setLevel(level)
     _install(_ConsoleHandler(), level, _DETAILED_FORMAT if debug else _CONSOLE_FORMAT)
-    if "logging" not in mode:
+    if "logging" not in mode or not files:
         return []
     stamp = f"{datetime.datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
     output = settings.paths.output
