@@ -58,3 +58,19 @@ def two_slice_pass(tmp_path_factory):
     first, second, geoid = two_slices(root)
     assert cli.main([str(request(root, "reference", geoid, s1_images=root / "slices"))]) == 0
     return root, first, second, geoid, root / "reference"
+
+
+@pytest.fixture(scope="session")
+def single_slice_run(two_slice_pass):
+    """The outputs of an undisturbed run over slice 1 of ``two_slice_pass`` alone (single-acquisition
+    names): the reference of the tests whose faults hit that slice."""
+    from fault_helpers import request  # noqa: PLC0415 - test helpers, only for these tests
+    from s1tiling import cli  # noqa: PLC0415
+
+    root, first, _, geoid, _ = two_slice_pass
+    folder = root / "s1_single"
+    folder.mkdir(exist_ok=True)
+    if not (folder / first.name).exists():
+        (folder / first.name).symlink_to(first)
+    assert cli.main([str(request(root, "single_reference", geoid, s1_images=folder))]) == 0
+    return root / "single_reference"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from fault_helpers import products, request, tmpfs
+from fault_helpers import assert_same_products, products, request, tmpfs
 from s1tiling import cli
 from s1tiling.config import load_config
 from s1tiling.errors import ExitCode
@@ -69,7 +69,7 @@ def test_the_run_report_keeps_the_failures_own_codes(two_slice_pass, tmp_path):
 @pytest.mark.parametrize("fault, status, named", [("dem", 75, "N45E003.hgt"), ("geoid", 76, "geoid.gtx")])
 def test_unreadable_dem_or_geoid_stops_the_run_before_any_worker(two_slice_pass, tmp_path, capfd, fault, status,
                                                                   named):
-    root, _, _, geoid, _ = two_slice_pass
+    root, _, _, geoid, reference = two_slice_pass
     dem = tmp_path / "dem"
     shutil.copytree(root / "dem", dem)
     if fault == "dem":  # cut short: GDAL cannot even tell it is an SRTM tile
@@ -86,3 +86,8 @@ def test_unreadable_dem_or_geoid_stops_the_run_before_any_worker(two_slice_pass,
     assert ("DEM tile" if fault == "dem" else "cannot read geoid file") in err
     assert "Dask LocalCluster" not in err  # before any worker started
     assert products(output) == {}
+
+    if fault == "dem":  # repaired, the rerun makes exactly the undisturbed outputs
+        shutil.copy2(root / "dem" / named, dem / named)
+        assert cli.main([str(cfg)]) == 0
+        assert_same_products(output, reference)

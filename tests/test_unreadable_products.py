@@ -99,19 +99,19 @@ def test_a_pass_with_an_unreadable_slice_is_not_produced(two_slice_pass, kind, c
         assert_same_products(output, reference)
 
 
-def test_a_pass_that_gains_a_slice_replaces_its_single_slice_products(two_slice_pass, capfd):
+def test_a_pass_that_gains_a_slice_replaces_its_single_slice_products(two_slice_pass, single_slice_run, capfd):
     """Slice 2 arrives after slice 1 was made alone: the merged products are published and the
     single-slice ones removed as they are, said so; the outputs are exactly those of a run over both."""
     root, first, second, geoid, reference = two_slice_pass
     folder = _folder(root, "s1_gains", first)
     cfg = request(root, "out_gains", geoid, s1_images=folder)
     output = root / "out_gains"
-    assert cli.main([str(cfg)]) == 0
+    shutil.copytree(single_slice_run, output)  # what a run over slice 1 alone made
+    kept = single_slice_run
     single = products(output)
     assert sorted(single) == sorted(name.replace("txxxxxx", "t173953") for name in products(reference))
-    kept = root / "single_slice_products"
-    shutil.copytree(output, kept)
-    capfd.readouterr()
+    assert cli.main([str(cfg)]) == 0
+    assert "every requested product is already present" in capfd.readouterr().err
 
     (folder / second.name).symlink_to(second)
     assert cli.main([str(cfg), "--dry-run"]) == 0
@@ -135,14 +135,15 @@ def test_a_pass_that_gains_a_slice_replaces_its_single_slice_products(two_slice_
     assert_same_products(output, reference)
 
 
-def test_a_hostile_manifest_never_writes_outside_output(two_slice_pass, capfd):
+def test_a_hostile_manifest_never_writes_outside_output(two_slice_pass, single_slice_run, capfd):
     """The platform number of a manifest becomes part of output names and paths: one that is not A-D
-    makes the product corrupt (71), and nothing is written anywhere."""
+    makes the product corrupt (71), and nothing is written anywhere; repaired, the rerun makes it."""
     root, first, _, geoid, _ = two_slice_pass
     folder = root / "s1_hostile"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     copy = _copy(first, folder)
+    original = (copy / "manifest.safe").read_text()
     _edit(copy / "manifest.safe", r"<safe:number>A</safe:number>", "<safe:number>A/../../../../escaped/x</safe:number>")
     cfg = request(root, "out_hostile", geoid, s1_images=folder)
     before = {p for p in root.parent.rglob("*")}
@@ -154,6 +155,10 @@ def test_a_hostile_manifest_never_writes_outside_output(two_slice_pass, capfd):
     assert all(p.is_relative_to(root / "out_hostile") for p in created), created
     assert not [p for p in created if p.is_file()]
     assert not [ancestor / "escaped" for ancestor in list(root.parents)[:4] if (ancestor / "escaped").exists()]
+
+    (copy / "manifest.safe").write_text(original)
+    assert cli.main([str(cfg)]) == 0
+    assert_same_products(root / "out_hostile", single_slice_run)
 
 
 def test_an_annotation_of_another_product_fails_its_task_with_71(two_slice_pass, capfd):
