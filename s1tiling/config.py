@@ -501,7 +501,8 @@ class _EnvironmentInterpolation(configparser.Interpolation):
 
 def _distance(a: str, b: str) -> int:
     """Edit distance between two keys, a swap of two neighbours counting as one edit."""
-    previous2, previous = [], list(range(len(b) + 1))
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         current = [i]
         for j, cb in enumerate(b, 1):
@@ -567,7 +568,8 @@ def _relative_trap(value: str, config_dir: Path) -> str | None:
 def _read_ini(config_file: Path) -> configparser.ConfigParser:
     interpolation = _EnvironmentInterpolation()
     parser = configparser.ConfigParser(interpolation=interpolation)
-    parser.s1_interpolation = interpolation  # type: ignore[attr-defined]  (empty expansions, see _value)
+    # the references that expanded to nothing, read by _parse_section
+    parser.s1_interpolation = interpolation  # type: ignore[attr-defined]
     parser.optionxform = str  # keep key case: [Metadata] keys are written as given
     try:
         with open(config_file, encoding="utf-8") as stream:
@@ -821,7 +823,8 @@ def _report_unknown(unknown: list[tuple[str, str, tuple[str, ...]]], strict: boo
             problems.add(section, key or "", None, f"unknown {kind}: did you mean {close}? (a misspelt {kind} "
                          f"is ignored: {ignored})")
         elif strict:
-            problems.add(section, key or "", None, f"unknown {kind} (strict = True){_did_you_mean(name or section, known)}")
+            hint = _did_you_mean(name or section, known)
+            problems.add(section, key or "", None, f"unknown {kind} (strict = True){hint}")
         else:
             logger.warning("%s: %s: unknown %s, ignored%s", problems.file, what, kind,
                            _did_you_mean(name or section, known))

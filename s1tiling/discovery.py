@@ -150,7 +150,7 @@ def open_local_products(s1_images, request) -> tuple[list, list[UnreadableProduc
     selected, unreadable = [], []
     for path in find_local_products(s1_images):
         parsed = parse_product_name(path)
-        if not name_matches(parsed, request):
+        if parsed is None or not name_matches(parsed, request):
             continue
         try:
             product = open_product(path)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -242,7 +243,8 @@ def _without_incomplete_passes(groups: list[TileGroup], report) -> list[TileGrou
     kept = []
     for g in groups:
         lost = [name for name in report.products_for_tile(g.tile) if name in report.unavailable
-                and (parsed := parse_product_name(name)) and (parsed.platform, parsed.datatake) == (g.platform, g.datatake)]
+                and (parsed := parse_product_name(name))
+                and (parsed.platform, parsed.datatake) == (g.platform, g.datatake)]
         if lost:
             logger.error("tile %s: pass %s not produced, product(s) not retrieved: %s", g.tile, g.key, ", ".join(lost))
         else:
@@ -250,7 +252,7 @@ def _without_incomplete_passes(groups: list[TileGroup], report) -> list[TileGrou
     return kept
 
 
-def _exit_code(outcome: RunReport | None, report, unreadable: list[UnreadableProduct] = ()) -> int:
+def _exit_code(outcome: RunReport | None, report, unreadable: Sequence[UnreadableProduct] = ()) -> int:
     """The run's status: that of its failures when they share one, else the most specific
     (:func:`s1tiling.scheduling.most_specific_exit_code`); unreadable products are 71."""
     codes = [outcome.exit_code if outcome is not None else 0, report.exit_code if report is not None else 0]

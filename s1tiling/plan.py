@@ -361,19 +361,19 @@ def plan_products(settings: Settings, groups: Sequence[TileGroup], present: Pres
                 map_groups.append(g)
         made_now = {image.path for image in job.images} if job else set()
         for tp in products:
-            image = str(image_path(settings, tp))
+            source = str(image_path(settings, tp))
             pol = tp.polarisation.upper()
-            if image not in made_now:  # the image stays: so do its products; the single-slice ones go now
-                superseded += [(path, image) for kind, paths in old[pol].items() if kind not in wanted
+            if source not in made_now:  # the image stays: so do its products; the single-slice ones go now
+                superseded += [(path, source) for kind, paths in old[pol].items() if kind not in wanted
                                for path in paths]
             for kind in wanted:
                 out = image_path(settings, tp, kind)
-                if image not in made_now and present(out):
+                if source not in made_now and present(out):
                     kept.append(str(out))
                     superseded += [(path, str(out)) for path in old[pol].get(kind, ())]
                 else:  # made again with its image
-                    derived.append(DerivedJob(kind, image, str(out), job.key if image in made_now else None,
-                                              tuple(old[pol].get(kind, ()))))
+                    after = job.key if job is not None and source in made_now else None
+                    derived.append(DerivedJob(kind, source, str(out), after, tuple(old[pol].get(kind, ()))))
     map_jobs, maps_present = plan_maps(settings, map_groups, "GAMMA_AREA" if rtc else "LIA", present)
     return Plan(passes=tuple(groups), tile_jobs=tuple(tile_jobs), map_jobs=tuple(map_jobs),
                 calibrations=tuple(calibrations), derived=tuple(derived), present=tuple(kept + maps_present),

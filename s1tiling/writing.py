@@ -28,10 +28,10 @@ import socket
 import time
 import uuid
 import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import rasterio
@@ -45,8 +45,7 @@ from .naming import CALIBRATION_TYPE, TileProduct, UnsafePathError
 from .times import as_utc
 
 try:  # rasterio >= 1.4: GDAL's errors of one thread, collected (see gdal_errors)
-    from rasterio._err import _ERROR_STACK
-    from rasterio._err import stack_errors as _stack_errors
+    from rasterio._err import _ERROR_STACK, stack_errors as _stack_errors
 except ImportError:  # pragma: no cover - older rasterio
     _ERROR_STACK = _stack_errors = None
 
@@ -367,7 +366,7 @@ def _remove(path: Path) -> None:
 
 def remove_replaced(replaced: Iterable[str | os.PathLike], by: str | os.PathLike) -> list[Path]:
     """Remove the outputs ``replaced`` by the one just published (``by``), logging each; return them."""
-    removed = []
+    removed: list[Path] = []
     for old in map(Path, replaced):
         if old == Path(by) or not old.exists():
             continue
@@ -458,7 +457,7 @@ class AtomicRasterWriter:
         return check_raster(tmp, width=self._profile["width"], height=self._profile["height"], count=1,
                             dtype=self.dtype, sparse_ok=self._sparse_ok, complete_tag=True)
 
-    def __enter__(self) -> "AtomicRasterWriter":
+    def __enter__(self) -> AtomicRasterWriter:
         with ExitStack() as stack:
             tmp = stack.enter_context(atomic_output(self.path, cache=self.cache, verify=self._verify,
                                                     replaces=self.replaces))
@@ -608,13 +607,14 @@ class OutputLock:
             if previous:
                 logger.warning("%s: taking over the lock of a run that is gone (%s)", self.final,
                                _lock_text(previous))
-            mine = {"host": _HOST, "pid": os.getpid(), "start": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            start = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            mine = {"host": _HOST, "pid": os.getpid(), "start": start}
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(mine).encode(), 0)
-            self._fd, fd = fd, None
+            self._fd = fd
             return None
         finally:
-            if fd is not None:
+            if self._fd != fd:
                 os.close(fd)
 
     def release(self) -> None:
@@ -630,7 +630,7 @@ class OutputLock:
 def _holder_alive(holder: Mapping[str, object]) -> bool:
     if holder.get("host") == _HOST:
         try:
-            return _pid_alive(int(holder.get("pid", 0)))
+            return _pid_alive(int(str(holder.get("pid", 0))))
         except (TypeError, ValueError):
             return False
     try:

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-
 from fault_helpers import REPO, TILE, assert_all_verified, assert_same_products, request, run_cli
 from s1tiling.writing import OutputLock, lock_path, read_lock
 

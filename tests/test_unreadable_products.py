@@ -8,9 +8,9 @@ partial one, and a manifest's platform number decided output paths (``A/../../..
 from __future__ import annotations
 
 import os
-from datetime import datetime
 import re
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -172,7 +172,8 @@ def test_an_annotation_of_another_product_fails_its_task_with_71(two_slice_pass,
     copy = _copy(second, folder)
     (annotation,) = (copy / "annotation").glob("s1a-iw-grd-vh-*.xml")
     original = annotation.read_text()
-    _edit(annotation, r"<absoluteOrbitNumber>39156</absoluteOrbitNumber>", "<absoluteOrbitNumber>39157</absoluteOrbitNumber>")
+    _edit(annotation, r"<absoluteOrbitNumber>39156</absoluteOrbitNumber>",
+          "<absoluteOrbitNumber>39157</absoluteOrbitNumber>")
     cfg = request(root, "out_annotation", geoid, s1_images=folder)
     output = root / "out_annotation"
     assert cli.main([str(cfg)]) == 71
@@ -226,7 +227,8 @@ def test_output_paths_never_leave_their_folder():
     assert sample.path(None, None, None, dirs) == Path("/data/out/31TEL/s1a_31TEL_vv_ASC_059_20210809t173953.tif")
     for hostile in ("a/../../../../escaped/x", "..", "x\\..\\y"):
         with pytest.raises(UnsafePathError, match="is not a plain name") as info:
-            TileProduct(hostile, "31TEL", "vv", "ASC", 59, (datetime(2021, 8, 9, 17, 39, 53),)).path(None, None, None, dirs)
+            hostile_product = TileProduct(hostile, "31TEL", "vv", "ASC", 59, (datetime(2021, 8, 9, 17, 39, 53),))
+            hostile_product.path(None, None, None, dirs)
         assert info.value.exit_code == 71
     with pytest.raises(UnsafePathError):
         product_path("lia_product", {"LIA_kind": "../LIA", "tile_name": "31TEL", "orbit": "059"}, dirs=dirs)

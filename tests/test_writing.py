@@ -13,8 +13,14 @@ from rasterio.windows import Window
 
 from s1tiling.errors import ConfigurationError
 from s1tiling.naming import TileProduct
-from s1tiling.writing import (AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for,
-                              parse_creation_options, temporary_path, tile_metadata)
+from s1tiling.writing import (
+    AtomicRasterWriter,
+    cleanup_stale_temporaries,
+    creation_options_for,
+    parse_creation_options,
+    temporary_path,
+    tile_metadata,
+)
 
 # S2 tile 33NWB at 10 m (S1Tiling's test baseline grid): origin (499980, 200040), 10980 pixels.
 CRS = "EPSG:32633"
