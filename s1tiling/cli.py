@@ -47,7 +47,9 @@ def _parser(prog: str = "s1tiling") -> argparse.ArgumentParser:
     )
     parser.add_argument("config", metavar="CONFIG", help="request file (S1Processor.cfg format)")
     parser.add_argument("--dry-run", "--dryrun", dest="dry_run", action="store_true",
-                        help="print what would be searched, downloaded and produced; do nothing")
+                        help="print what would be searched, downloaded and produced; do nothing (write nothing)")
+    parser.add_argument("--strict", action="store_true",
+                        help="unknown sections and keys in the request file are errors (as [Processing] strict = True)")
     if maps is None:
         parser.add_argument("--cache-before-ortho", action=argparse.BooleanOptionalAction, default=None,
                             help="keep calibrated and cut S1 images on disk before orthorectification "
@@ -75,9 +77,9 @@ def _parser(prog: str = "s1tiling") -> argparse.ArgumentParser:
     return parser
 
 
-def _overrides(args) -> dict[str, dict[str, str]]:
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, str]]:
     """Request values the command-line options replace."""
-    source = {}
+    source: dict[str, str] = {}
     for option, key, scale in (("searched_items_per_page", "searched_items_per_page", 1),
                                ("nb_max_search_retries", "nb_max_search_retries", 1),
                                ("eodag_download_timeout", "offline_timeout", 1),
@@ -87,11 +89,13 @@ def _overrides(args) -> dict[str, dict[str, str]]:
             value = value * scale
             source[key] = str(int(value)) if float(value).is_integer() else str(value)
     overrides = {"DataSource": source} if source else {}
-    processing = {}
+    processing: dict[str, str] = {}
     if getattr(args, "cache_before_ortho", None) is not None:
         processing["cache_before_ortho"] = str(args.cache_before_ortho)
     if args.debug_caches:
         processing["debug_caches"] = "True"
+    if getattr(args, "strict", False):
+        processing["strict"] = "True"
     if processing:
         overrides["Processing"] = processing
     return overrides
@@ -113,12 +117,13 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
     try:
         collector = logs.start_collecting()  # what reading the request says goes to the log files too
         try:
-            settings = config.load_config(args.config, _overrides(args))
+            settings = config.load_config(args.config, _overrides(args), create_directories=not args.dry_run)
         finally:
             logging.getLogger("s1tiling").removeHandler(collector)
         debug = debug or "debug" in settings.processing.mode
-        logs.setup_logging(settings)
-        logs.replay_into_files(collector)
+        logs.setup_logging(settings, files=not args.dry_run)
+        if not args.dry_run:
+            logs.replay_into_files(collector)
         if args.dry_run:
             print(pipeline.dry_run(settings, maps=maps))
             status = int(ExitCode.OK)

@@ -4,16 +4,28 @@
 :class:`Settings`.  All the problems found are reported at once in one
 :class:`~s1tiling.errors.ConfigurationError`, one line per problem:
 ``<file>: [Section] key = 'value': <what was expected>``.
-Unknown sections and keys are logged as warnings.
+
+Unknown sections and keys are logged as warnings (with "did you mean ...?" when a known key is
+close), except a close misspelling of a known key (``output_spatial_resolutoin``), which is an
+error: the run would silently use the default. With ``[Processing] strict = True`` (or
+``--strict``) every unknown section or key is an error.
 
 Values may reference environment variables (or other keys of the same section)
-as ``%(NAME)s``; ``%%`` is a literal ``%`` and any other ``%`` is kept as is.
+as ``%(NAME)s``; ``%%`` is a literal ``%`` and any other ``%`` is kept as is. A reference that
+expands to nothing in a path is an error (``%(DATA)s/out`` would become ``/out``).
+
+Relative paths are relative to the current directory, as in S1Tiling; a relative path that does
+not exist from there while it does from the request file's folder is an error saying so. Every
+folder is made absolute (and logged so by the run, listed so by ``--dry-run``); ``output``,
+``tmp`` and ``s1_images`` may not be ``/`` nor the same folder. :func:`load_config` creates
+``output`` and ``tmp`` (not with ``create_directories=False``: ``--dry-run`` writes nothing).
 """
 from __future__ import annotations
 
 import configparser
 import dataclasses
 import datetime
+import difflib
 import logging
 import os
 import re
@@ -84,7 +96,7 @@ def _optional_text(value: str) -> str | None:
 def _path(value: str) -> Path:
     if not value.strip():
         raise ValueError("expected a path")
-    return Path(value.strip()).expanduser().absolute()
+    return Path(os.path.normpath(Path(value.strip()).expanduser().absolute()))
 
 
 def _optional_path(value: str) -> Path | None:
@@ -162,12 +174,12 @@ def _list_of(parse_item: Callable[[str], Any]) -> Callable[[str], tuple]:
 
 def _date(value: str) -> datetime.date:
     text = value.strip()
+    if not _DATE.fullmatch(text):
+        raise ValueError("expected a date as YYYY-MM-DD")
     try:
-        if not _DATE.fullmatch(text):
-            raise ValueError
         return datetime.date.fromisoformat(text)
-    except ValueError:
-        raise ValueError("expected a date as YYYY-MM-DD") from None
+    except ValueError as err:
+        raise ValueError(f"not a valid date ({err})") from None
 
 
 def _format_string(value: str) -> str:
@@ -358,6 +370,7 @@ class ProcessingSettings:
     produce_lia_map: bool = _option(_boolean, False)
     ia_maps_to_produce: tuple[str, ...] = _option(_list_of(_choice("deg", "cos", "sin", "tan")), ())
     dem_warp_resampling_method: str = _option(_choice(*GDAL_RESAMPLINGS), "cubic")
+    strict: bool = _option(_boolean, False)
     nodata: Mapping[str, float] = _group(_nodata, kinds=("IA", "LIA", "RTC", "SAR", "XYZ", "DEM"))
     fname_fmt: Mapping[str, str] = _group(_format_string)
     dname_fmt: Mapping[str, str] = _group(_format_string)
@@ -430,6 +443,19 @@ class Settings:
     def config_dir(self) -> Path:
         return self.config_file.parent
 
+    def folders(self) -> dict[str, Path]:
+        """Every folder and file of ``[Paths]`` (and the tile files) that is set, as absolute paths."""
+        paths, proc = self.paths, self.processing
+        found = {f"[Paths] {f.name}": getattr(paths, f.name) for f in dataclasses.fields(paths)
+                 if isinstance(getattr(paths, f.name), Path)}
+        found.update({f"[Processing] {name}": getattr(proc, name) for name in ("tiles_list_in_file", "tiles_shapefile")
+                      if getattr(proc, name) is not None})
+        if self.data_source.download:
+            found["[DataSource] eodag_config"] = self.data_source.eodag_config
+        if self.cluster.local_directory is not None:
+            found["[Cluster] local_directory"] = self.cluster.local_directory
+        return found
+
     def describe(self) -> str:
         """Human-readable summary of what a run would do (used by ``--dry-run``)."""
         ds, proc, paths = self.data_source, self.processing, self.paths
@@ -455,6 +481,9 @@ class Settings:
         lines += [f"{name:<17}: {getattr(paths, name)}" for name in ("s1_images", "output", "tmp", "dem_dir")]
         lines += [f"{'geoid_file':<17}: {paths.geoid_file or 'default EGM96 grid'}",
                   f"{'eof_dir':<17}: {paths.eof_dir}"]
+        lines.append("Folders and files (absolute; relative ones in the request file are relative to the "
+                     "current directory):")
+        lines += [f"  {key:<31}: {path}" for key, path in self.folders().items()]
         return "\n".join(lines)
 
 
@@ -484,7 +513,13 @@ _MANDATORY = {
 # ---------------------------------------------------------------- reading
 
 class _EnvironmentInterpolation(configparser.Interpolation):
-    """``%(NAME)s`` -> key of the same section, else environment variable (case-sensitive)."""
+    """``%(NAME)s`` -> key of the same section, else environment variable (case-sensitive).
+
+    :attr:`empty` records the references that expanded to nothing, by (section, key).
+    """
+
+    def __init__(self):
+        self.empty: dict[tuple[str, str], list[str]] = {}
 
     def before_get(self, parser, section, option, value, defaults):
         return self._expand(value, defaults, section, option, 0)
@@ -498,11 +533,47 @@ class _EnvironmentInterpolation(configparser.Interpolation):
             if name is None:
                 return "%"
             if name in lookup:
-                return self._expand(lookup[name], lookup, section, option, depth + 1)
-            if name in os.environ:
-                return os.environ[name]
-            raise configparser.InterpolationMissingOptionError(option, section, value, name)
+                expanded = self._expand(lookup[name], lookup, section, option, depth + 1)
+            elif name in os.environ:
+                expanded = os.environ[name]
+            else:
+                raise configparser.InterpolationMissingOptionError(option, section, value, name)
+            if not expanded.strip():
+                self.empty.setdefault((section, option), []).append(name)
+            return expanded
         return _REFERENCE.sub(substitute, value)
+
+
+def _distance(a: str, b: str) -> int:
+    """Edit distance between two keys, a swap of two neighbours counting as one edit."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, previous2[j - 2] + 1)
+            current.append(cost)
+        previous2, previous = previous, current
+    return previous[-1]
+
+
+def _misspelling_of(name: str, known) -> str | None:
+    """The known key (or section) ``name`` is a close misspelling of: one or two typing errors in a
+    long name, one in a short one; None when there is none or more than one."""
+    name = name.lower()
+    allowed = 2 if len(name) >= 9 else 1 if len(name) >= 4 else 0
+    close = {k for k in known if _distance(name, k.lower()) <= allowed}
+    return close.pop() if len(close) == 1 else None
+
+
+def _did_you_mean(name: str, known) -> str:
+    close = difflib.get_close_matches(name.lower(), [k.lower() for k in known], n=1, cutoff=0.75)
+    if not close:
+        return ""
+    original = next(k for k in known if k.lower() == close[0])
+    return f" (did you mean {original}?)"
 
 
 class _Problems:
@@ -514,7 +585,7 @@ class _Problems:
 
     def add(self, section: str, key: str, value: str | None, expected: str) -> None:
         shown = f" = {value!r}" if value is not None else ""
-        self.lines.append(f"{self.file}: [{section}] {key}{shown}: {expected}")
+        self.lines.append(f"{self.file}: [{section}]{' ' + key if key else ''}{shown}: {expected}")
 
     def raise_if_any(self) -> None:
         if self.lines:
@@ -524,8 +595,26 @@ class _Problems:
                 + "\n".join(self.lines))
 
 
+def _relative_trap(value: str, config_dir: Path) -> str | None:
+    """The problem with a relative path that does not exist from the current directory while it does
+    from the request file's folder (the user meant the latter); None otherwise."""
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return None
+    cwd = Path.cwd()
+    from_cwd, from_config = cwd / path, config_dir / path
+    if from_cwd.exists() or not from_config.exists() or os.path.realpath(cwd) == os.path.realpath(config_dir):
+        return None
+    return (f"relative paths are relative to the current directory ({cwd}), as in S1Tiling: {from_cwd} does not "
+            f"exist, while {os.path.normpath(from_config)} (from the request file's folder) does; write the "
+            f"absolute path, or run from {config_dir}")
+
+
 def _read_ini(config_file: Path) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(interpolation=_EnvironmentInterpolation())
+    interpolation = _EnvironmentInterpolation()
+    parser = configparser.ConfigParser(interpolation=interpolation)
+    # the references that expanded to nothing, read by _parse_section
+    parser.s1_interpolation = interpolation  # type: ignore[attr-defined]
     # keep key case: [Metadata] keys are written as given (configparser's documented way; typeshed calls it a method)
     parser.optionxform = str  # type: ignore[method-assign, assignment]
     try:
@@ -557,9 +646,10 @@ def _value(parser, section: str, key: str, problems: _Problems) -> str | None:
 
 
 def _parse_section(parser, section: str, cls: type, problems: _Problems, present: set[str],
-                   raws: dict[str, str]) -> dict[str, Any]:
+                   raws: dict[str, str], unknown: list[tuple[str, str, tuple[str, ...]]]) -> dict[str, Any]:
     """Parsed values of the valid keys of ``section``, keyed by field name; adds the names seen to
-    ``present`` and their values as written to ``raws``."""
+    ``present``, their values as written to ``raws`` and the unknown keys to ``unknown`` (section,
+    key, the known keys of the section)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     keys = _own_keys(parser, section)
     values: dict[str, Any] = {}
@@ -576,7 +666,9 @@ def _parse_section(parser, section: str, cls: type, problems: _Problems, present
         spec = fields.get(prefix if kind else name)
         parse = spec and spec.metadata.get("group" if kind else "parse")
         if not parse or spec is None:  # (spec is None only when parse is)
-            logger.warning("%s: [%s] %s: unknown key, ignored", problems.file, section, key)
+            known = tuple(f.name for f in fields.values() if ("group" if kind else "parse") in f.metadata)
+            known += tuple(old for (sec, old) in _ALIASES if sec == section and not kind)
+            unknown.append((section, key, known))
             continue
         present.add(prefix if kind else name)
         raw = parser.get(section, key, raw=True)
@@ -591,11 +683,21 @@ def _parse_section(parser, section: str, cls: type, problems: _Problems, present
         value = _value(parser, section, key, problems)
         if value is None:
             continue
+        empty = parser.s1_interpolation.empty.get((section, key))
+        if empty and parse in (_path, _optional_path):
+            problems.add(section, key, raw, f"{', '.join(f'%({n})s' for n in empty)} expands to nothing "
+                         f"(the path would be {value.strip()!r}): set it, or write the path in full")
+            continue
         try:
             parsed = parse(value)
         except ValueError as err:
             problems.add(section, key, raw, str(err))
             continue
+        if parse in (_path, _optional_path) and parsed is not None:
+            where = _relative_trap(value.strip(), problems.file.parent)
+            if where:
+                problems.add(section, key, raw, where)
+                continue
         if kind:
             groups.setdefault(prefix, {})[kind] = parsed
         else:
@@ -637,12 +739,24 @@ def _make_directory(path: Path, section: str, key: str, problems: _Problems) -> 
         problems.add(section, key, str(path), "expected a writable directory")
 
 
-def _prepare_directories(paths: dict[str, Any], download: bool, problems: _Problems) -> None:
-    """Creates output and tmp (and s1_images when downloading) now, so that a run fails early."""
+def _check_creatable(path: Path, section: str, key: str, problems: _Problems) -> None:
+    """What :func:`_make_directory` checks, without creating anything (``--dry-run``)."""
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        problems.add(section, key, str(path), f"cannot create the directory: {existing} is not a directory")
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problems.add(section, key, str(path), f"expected a writable directory ({existing} is not writable)")
+
+
+def _prepare_directories(paths: dict[str, Any], download: bool, problems: _Problems, create: bool = True) -> None:
+    """Creates output and tmp (and s1_images when downloading) now, so that a run fails early
+    (``create`` False: only checks that they could be)."""
     wanted = ("output", "tmp", "s1_images") if download else ("output", "tmp")
     for key in wanted:
         if key in paths:
-            _make_directory(paths[key], "Paths", key, problems)
+            (_make_directory if create else _check_creatable)(paths[key], "Paths", key, problems)
     if not download and "s1_images" in paths and not paths["s1_images"].is_dir():
         logger.warning("%s: [Paths] s1_images = '%s' does not exist and download is off: "
                        "no product will be found", problems.file, paths["s1_images"])
@@ -660,6 +774,14 @@ def _check_tile_names(values: dict[str, dict[str, Any]], raws: dict[str, dict[st
     tiles = proc.get("tiles", ())
     requested = (("Processing", "tiles_list_in_file" if tiles_file else "tiles", () if tiles == ("ALL",) else tiles),
                  ("DataSource", "roi_by_tiles", roi if isinstance(roi, tuple) else ()))
+    resolution = proc.get("output_spatial_resolution", 10.0)
+    for name in [n for _, _, names in requested for n in names if tile_grid.is_valid_tile_name(n)][:1]:
+        try:
+            tile_grid.tile(name).shape(resolution)
+        except ValueError as err:
+            problems.add("Processing", "output_spatial_resolution",
+                         raws["Processing"].get("output_spatial_resolution", str(resolution)),
+                         f"{err} (the tiles must be a whole number of pixels: 10, 20, 60, 100, 200... m)")
     for section, key, names in requested:
         unknown = [name for name in names if not tile_grid.is_valid_tile_name(name)]
         if unknown:
@@ -690,6 +812,19 @@ def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], r
         default = _default_eodag_config()
         # S1Tiling lets EODAG use its own default configuration when there is no file: so do we
         source["eodag_config"] = default if default.is_file() else None
+    seen: dict[str, str] = {}
+    for key in ("output", "tmp", "s1_images"):
+        if key not in paths:
+            continue
+        real = os.path.realpath(paths[key])
+        shown = raws["Paths"].get(key, str(paths[key]))
+        if real == os.path.realpath(os.sep):
+            problems.add("Paths", key, shown, "expected a folder of its own, not the root of the file system")
+        elif real in seen:
+            problems.add("Paths", key, shown, f"is the same folder as [Paths] {seen[real]} ({real}): output, tmp "
+                         "and s1_images must be different folders")
+        else:
+            seen[real] = key
 
     first, last = source.get("first_date"), source.get("last_date")
     if first and last and first > last:
@@ -770,11 +905,32 @@ def _check_name_templates(proc: dict[str, Any], filtering: dict[str, Any], raws:
         problems.add("Processing", key, raws.get(key.lower(), template), problem)
 
 
-def load_config(path: str | Path, overrides: Mapping[str, Mapping[str, str]] | None = None) -> Settings:
+def _report_unknown(unknown: list[tuple[str, str, tuple[str, ...]]], strict: bool, problems: _Problems) -> None:
+    """Unknown sections (key '') and keys: errors with ``strict`` or when close to a known one, else warnings."""
+    for section, key, known in unknown:
+        name = key.partition(".")[0]
+        what = f"[{section}] {key}" if key else f"[{section}]"
+        kind = "key" if key else "section"
+        close = _misspelling_of(name or section, known)
+        if close is not None:
+            ignored = f"the run would use the default of {close}" if key else "with all its keys"
+            problems.add(section, key or "", None, f"unknown {kind}: did you mean {close}? (a misspelt {kind} "
+                         f"is ignored: {ignored})")
+        elif strict:
+            hint = _did_you_mean(name or section, known)
+            problems.add(section, key or "", None, f"unknown {kind} (strict = True){hint}")
+        else:
+            logger.warning("%s: %s: unknown %s, ignored%s", problems.file, what, kind,
+                           _did_you_mean(name or section, known))
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Mapping[str, str]] | None = None, *,
+                create_directories: bool = True) -> Settings:
     """Reads and validates a request file; raises ConfigurationError listing every problem.
 
     ``overrides`` (section -> key -> value as text, e.g. from command-line options) replace or
-    add keys of the file before it is validated.
+    add keys of the file before it is validated. ``create_directories`` False (``--dry-run``):
+    ``output`` and ``tmp`` are only checked, not created.
     """
     config_file = Path(path).expanduser().absolute()
     problems = _Problems(config_file)
@@ -790,10 +946,11 @@ def load_config(path: str | Path, overrides: Mapping[str, Mapping[str, str]] | N
     present: dict[str, set[str]] = {name: set() for name in _SECTIONS}
     raws: dict[str, dict[str, str]] = {name: {} for name in _SECTIONS}
     metadata: dict[str, str] = {}
+    unknown: list[tuple[str, str, tuple[str, ...]]] = []
     for section in parser.sections():
         name = canonical.get(section.lower())
         if name is None:
-            logger.warning("%s: [%s]: unknown section, ignored", config_file, section)
+            unknown.append((section, "", tuple(canonical.values())))
         elif name == _METADATA:
             for key in _own_keys(parser, section):
                 value = _value(parser, section, key, problems)
@@ -801,10 +958,11 @@ def load_config(path: str | Path, overrides: Mapping[str, Mapping[str, str]] | N
                     metadata[key] = value.strip()
         else:
             values[name].update(_parse_section(parser, section, _SECTIONS[name][1], problems, present[name],
-                                               raws[name]))
+                                               raws[name], unknown))
 
+    _report_unknown(unknown, values["Processing"].get("strict", False), problems)
     _complete(values, present, raws, problems)
-    _prepare_directories(values["Paths"], values["DataSource"].get("download", False), problems)
+    _prepare_directories(values["Paths"], values["DataSource"].get("download", False), problems, create_directories)
     problems.raise_if_any()
 
     sections = {attr: cls(**values[name]) for name, (attr, cls) in _SECTIONS.items()}

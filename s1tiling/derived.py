@@ -11,7 +11,7 @@ from .filtering import filter_file
 from .masks import border_mask_file
 from .plan import DerivedJob
 from .quicklook import write_quicklook
-from .writing import creation_options_for
+from .writing import creation_options_for, remove_replaced
 
 
 def make(job: DerivedJob, context: Context) -> str:
@@ -33,6 +33,7 @@ def make(job: DerivedJob, context: Context) -> str:
                     creation_options=creation_options_for("filtered", options))
     else:
         raise ValueError(f"unknown derived product kind {job.kind!r}")
+    remove_replaced(job.replaces, out)  # the same product of a single slice, now merged into its pass
     return out
 
 

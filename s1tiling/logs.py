@@ -131,10 +131,11 @@ def _user_config(config_dir: Path, debug: bool = False, to_files: bool = False) 
     return False
 
 
-def setup_logging(settings: Settings | None = None) -> list[Path]:
+def setup_logging(settings: Settings | None = None, files: bool = True) -> list[Path]:
     """Configures logging for a run; without settings, INFO messages to stderr only.
 
-    Returns the log files opened (empty unless mode has ``logging``).
+    Returns the log files opened (empty unless mode has ``logging``; none with ``files`` False:
+    ``--dry-run`` writes nothing).
     """
     reset_logging()
     root = logging.getLogger()
@@ -148,14 +149,14 @@ def setup_logging(settings: Settings | None = None) -> list[Path]:
     level = logging.DEBUG if debug else logging.INFO
     if debug and settings.processing.engine == "otb":
         os.environ["OTB_LOGGER_LEVEL"] = "DEBUG"
-    if _user_config(settings.config_dir, debug, "logging" in mode):
+    if files and _user_config(settings.config_dir, debug, "logging" in mode):  # it may open log files: not in a dry run
         if debug:
             root.setLevel(logging.DEBUG)
         return []
 
     root.setLevel(level)
     _install(_ConsoleHandler(), level, _DETAILED_FORMAT if debug else _CONSOLE_FORMAT)
-    if "logging" not in mode:
+    if "logging" not in mode or not files:
         return []
     return _install_files(Path.cwd(), "main", debug, _OWN_HANDLERS)
 

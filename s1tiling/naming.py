@@ -34,6 +34,7 @@ from the tile image: there ``rootname`` is its stem (``{rootname}_BorderMask.tif
 """
 from __future__ import annotations
 
+import os
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -42,13 +43,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ExitCode, S1TilingError
 from .times import as_utc
 
 if TYPE_CHECKING:
     import numpy as np
 
     from .config import PathsSettings
+
+class UnsafePathError(S1TilingError):
+    """An output path would leave its configured folder (a name field holding a path separator or
+    ``..``, e.g. from a hostile manifest): nothing is written."""
+
+    exit_code = ExitCode.CORRUPT_PRODUCT
 
 _TILE_STEM = "{flying_unit_code}_{tile_name}_{polarisation}_{orbit_direction}_{orbit}_{acquisition_stamp}"
 
@@ -285,12 +292,48 @@ def product_path(kind: str, fields: Mapping[str, object], fname_fmt: Mapping[str
         raise ValueError(f"unknown product kind {kind!r}; expected one of {', '.join(KIND_FOLDER)}")
     fname_fmt = fname_fmt or {}
     dname_fmt = dname_fmt or {}
+    dirs = dict(dirs or {})
     folder_key = KIND_FOLDER[kind]
     fname_template = fname_fmt.get(kind, DEFAULT_FNAME_FMT[kind])
     dname_template = dname_fmt.get(folder_key, DEFAULT_DNAME_FMT[folder_key])
+    for field_name, value in fields.items():
+        if field_name not in dirs and not _is_name_part(str(value)):
+            raise UnsafePathError(f"name field {{{field_name}}} = {str(value)!r} is not a plain name (it holds a "
+                                  f"path separator or is '..'): refusing to make a {kind} path from it")
     name = format_template(fname_template, fields, f"fname_fmt.{kind}")
-    folder = format_template(dname_template, {**fields, **(dirs or {})}, f"dname_fmt.{folder_key}")
-    return Path(folder) / name
+    if not _is_name_part(name):
+        raise ConfigurationError(f"fname_fmt.{kind} = {fname_template!r} gives {name!r}, which is not a file name "
+                                 "(folders belong in dname_fmt)")
+    folder = format_template(dname_template, {**fields, **dirs}, f"dname_fmt.{folder_key}")
+    root = _fixed_root(dname_template, dirs)
+    path = os.path.normpath(os.path.join(folder, name))
+    if root and os.path.commonpath([path, root]) != root:
+        raise UnsafePathError(f"{path} lies outside {root}, the folder of dname_fmt.{folder_key} = "
+                              f"{dname_template!r}: refusing to write it")
+    return Path(path)
+
+
+def _is_name_part(text: str) -> bool:
+    """Whether ``text`` can only be one component of a path (no separator, not '.' or '..')."""
+    return bool(text) and not any(c in text for c in ("/", "\\", "\0")) and text not in (".", "..")
+
+
+def _fixed_root(template: str, dirs: Mapping[str, str]) -> str | None:
+    """The folder a ``dname_fmt`` template names before its first field that is not a configured folder
+    (``{out_dir}/{tile_name}`` -> the output folder), normalised; None when it names none."""
+    prefix = ""
+    try:
+        for literal, field_name, _, _ in string.Formatter().parse(template):
+            prefix += literal
+            if field_name is None:
+                continue
+            if field_name not in dirs:
+                break
+            prefix += str(dirs[field_name])
+    except ValueError:
+        return None
+    folder = prefix if prefix.endswith(("/", os.sep)) or prefix == template else os.path.dirname(prefix)
+    return os.path.normpath(folder) if folder else None
 
 
 def _stem(name: str) -> str:

@@ -1,8 +1,10 @@
 """The whole chain for validated settings: find (or download) products, plan, make, report.
 
 Finding and planning are cheap and done here, in the main process: which passes cover which
-tiles (:mod:`s1tiling.discovery`, :mod:`s1tiling.download`), which outputs already exist (a rerun
-resumes), whether the DEM and geoid are there, and what to make (:mod:`s1tiling.plan`). The work
+tiles (:mod:`s1tiling.discovery`, :mod:`s1tiling.download`; a pass with an unreadable slice is not
+produced, exit 71), which outputs already exist and are complete (a rerun resumes; what fails
+:func:`s1tiling.writing.accept_existing` is moved aside and made again), whether the DEM tiles and
+the geoid open and read (exit 75, 76), and what to make (:mod:`s1tiling.plan`). The work
 itself is a graph of :class:`~s1tiling.scheduling.Task` run by :mod:`s1tiling.scheduling`: one task
 per job of the plan, each calling its maker with the job and the run's
 :class:`~s1tiling.context.Context`:
@@ -12,6 +14,9 @@ per job of the plan, each calling its maker with the job and the run's
   :func:`s1tiling.terrain_flattening.produce_gamma_area`, before the tile images that need them;
 - tile images: :func:`s1tiling.production.produce` (or the OTB engine's);
 - border masks, quicklooks, filtered images: :func:`s1tiling.derived.make`, after their image.
+
+Each task first takes the locks of its outputs (:func:`run_locked`, :class:`s1tiling.writing.OutputLock`):
+a run overlapping another on the same outputs waits for what the other is producing, and keeps it.
 
 ``S1LIAMap`` / ``S1IAMap`` / ``S1GammaAreaMap`` run the same chain with only the maps to make:
 those of the passes of the products in ``s1_images``, and, for LIA and IA maps of the requested
@@ -35,8 +40,9 @@ import logging
 import os
 import resource
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +53,14 @@ from . import download, grid, logs
 from .config import Settings
 from .context import Context
 from .derived import make as make_derived
-from .discovery import TileGroup, group_products, open_matching_products
+from .discovery import (
+    TileGroup,
+    UnreadableProduct,
+    group_products,
+    open_local_products,
+    open_matching_products,
+    without_unreadable_passes,
+)
 from .download import orbits
 from .engines import otb, otb_production
 from .errors import (
@@ -58,15 +71,24 @@ from .errors import (
     NoProductFoundError,
     S1TilingError,
 )
-from .geometry.geoid import find_geoid
+from .geometry.geoid import Geoid, find_geoid
 from .geometry.orbit import read_eof
 from .geometry.passes import OrbitPass
 from .incidence import produce_maps
-from .plan import OrbitFilePass, Plan, images_of_search, plan_maps_only, plan_products
+from .plan import CalibrationJob, OrbitFilePass, Plan, images_of_search, plan_maps_only, plan_products
 from .production import calibrate_to_cache, produce
 from .s1.names import parse_product_name, relative_orbit
-from .scheduling import SEQUENTIAL, RunReport, Task, executor_for, run_tasks, write_task_graph
+from .scheduling import (
+    SEQUENTIAL,
+    RunReport,
+    Task,
+    executor_for,
+    most_specific_exit_code,
+    run_tasks,
+    write_task_graph,
+)
 from .terrain_flattening import produce_gamma_area
+from .writing import accept_existing, disk_full_error, is_complete, output_locks, remove_replaced
 
 logger = logging.getLogger(__name__)
 
@@ -87,14 +109,58 @@ class RunOptions:
 
 
 def check_dem_and_geoid(settings: Settings, tiles: Iterable[str]) -> None:
-    """Exit 75 when DEM tiles are missing under the requested tiles, 76 when no geoid is found."""
+    """Exit 75 when DEM tiles are missing under the requested tiles or one of those there cannot be
+    opened and read, 76 when no geoid is found or it cannot be read; before any worker starts."""
     context = Context(settings)
-    missing = sorted({m for t in tiles for m in context.dem.missing_tiles(context.tile_grid.tile(t).footprint)})
+    footprints = [context.tile_grid.tile(t).footprint for t in sorted(tiles)]
+    missing = sorted({m for footprint in footprints for m in context.dem.missing_tiles(footprint)})
     if missing:
         raise MissingDEMError(
             f"DEM tiles missing in {settings.paths.dem_dir} (format {settings.paths.dem_format!r}) "
             f"for tile(s) {', '.join(sorted(tiles))}: {', '.join(missing)}")
-    find_geoid(settings.paths.geoid_file, context.copernicus_dem)
+    checked: set[Path] = set()
+    for footprint in footprints:
+        checked.update(context.dem.check_tiles(footprint))
+    geoid = Geoid(find_geoid(settings.paths.geoid_file, context.copernicus_dem))  # reads the whole grid (76)
+    logger.debug("DEM tiles read: %s; geoid read: %s", ", ".join(sorted(map(str, checked))), geoid.path)
+
+
+def outputs_of(job) -> tuple[str, ...]:
+    """The files a job of the plan writes."""
+    if hasattr(job, "images"):
+        return tuple(image.path for image in job.images)
+    if hasattr(job, "outputs"):
+        return tuple(path for _, path in job.outputs)
+    return (job.path,)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def run_locked(make, job, context: Context, before: dict[str, tuple[int, int] | None]):
+    """Run ``make(job, context)`` holding the locks of the job's outputs (a task of the graph).
+
+    Another live run producing one of them is waited for (and said so); when the outputs are then
+    all there, complete and new (not the files ``before`` recorded when the run was planned, which
+    are being replaced), the other run made them: they are kept, not made twice.
+    """
+    outputs = outputs_of(job)
+    try:
+        with output_locks(outputs):
+            if all(_identity(p) != before.get(p) and is_complete(p) for p in outputs):
+                logger.info("%s: made meanwhile by another run, kept", ", ".join(Path(p).name for p in outputs))
+                return list(outputs)
+            return make(job, context)
+    except OSError as exc:  # a folder or a lock file that cannot be made: a full disk is 69 (70 under tmp)
+        full = disk_full_error(exc, Path(outputs[0]).parent, outputs[0], cache=isinstance(job, CalibrationJob))
+        if full is None:
+            raise
+        raise full from exc
 
 
 def build_tasks(plan: Plan, settings: Settings) -> list[Task]:
@@ -107,16 +173,22 @@ def build_tasks(plan: Plan, settings: Settings) -> list[Task]:
         make_tile = produce
     map_keys = {path: m.key for m in plan.map_jobs for _, path in m.outputs}
     calibration_keys = {(c.product, c.polarisation): c.key for c in plan.calibrations}
-    tasks = [Task(key=m.key, func=produce_gamma_area if m.family == "GAMMA_AREA" else produce_maps,
-                  args=(m, context), kind=m.family.lower()) for m in plan.map_jobs]
-    tasks += [Task(key=c.key, func=calibrate_to_cache, args=(c, context), kind="calibrate")
+
+    def locked(make, job):
+        return (make, job, context, {path: _identity(path) for path in outputs_of(job)})
+
+    tasks = [Task(key=m.key, func=run_locked, args=locked(produce_gamma_area if m.family == "GAMMA_AREA"
+                                                          else produce_maps, m), kind=m.family.lower())
+             for m in plan.map_jobs]
+    tasks += [Task(key=c.key, func=run_locked, args=locked(calibrate_to_cache, c), kind="calibrate")
               for c in plan.calibrations]
-    tasks += [Task(key=job.key, func=make_tile, args=(job, context), kind="ortho",
+    tasks += [Task(key=job.key, func=run_locked, args=locked(make_tile, job), kind="ortho",
                    deps=tuple(map_keys[m] for m in (job.sin_lia, job.gamma_area) if m in map_keys)
                    + tuple(calibration_keys[p, pol] for p in job.products for pol in job.polarisations
                            if (p, pol) in calibration_keys))
               for job in plan.tile_jobs]
-    tasks += [Task(key=d.key, func=make_derived, args=(d, context), deps=(d.after,) if d.after else (), kind=d.kind)
+    tasks += [Task(key=d.key, func=run_locked, args=locked(make_derived, d), deps=(d.after,) if d.after else (),
+                   kind=d.kind)
               for d in plan.derived]
     return tasks
 
@@ -127,27 +199,35 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
     ``maps`` ('LIA', 'IA' or 'GAMMA_AREA') makes only those maps (no product is downloaded):
     module documentation.
     """
+    for key, path in settings.folders().items():
+        logger.info("%s: %s", key, path)
     report = None
     if settings.data_source.download and maps is None:
         request = download.request_from_settings(settings)
         report = download.download_products(_search(settings, request), request)  # which logs its summary
     settings = resolve_all_tiles(settings, maps)
-    groups = _passes(settings, report)
+    groups, unreadable = _passes(settings, report)
     if maps in ("LIA", "IA"):
         groups = groups + _orbit_file_passes(settings, groups, fetch=settings.data_source.download)
     elif settings.data_source.download and (maps == "GAMMA_AREA" or settings.processing.calibration in (
             "normlim", "gamma_naught_rtc")):
         _fetch_orbit_files_of(settings, groups)  # the maps of products use precise orbits, as S1LIAMap's
     if not groups:
+        if unreadable:  # products were found, but cannot be read
+            logger.error("nothing to produce over tile(s) %s: unreadable product(s): %s",
+                         ", ".join(settings.processing.tiles), "; ".join(p.problem for p in unreadable))
+            return _exit_code(None, report, unreadable)
         if report is not None and report.exit_code:  # products were found, but could not be fetched
             logger.error("nothing to produce over tile(s) %s: the products needed were not retrieved",
                          ", ".join(settings.processing.tiles))
             return report.exit_code
         raise _no_intersection(settings)
-    plan = _plan(settings, groups, maps)
+    plan = _plan(settings, groups, maps, partial(accept_existing, move_aside=True))
+    for old, new in plan.superseded:
+        remove_replaced([old], new)
     if plan.is_empty:
         logger.info("every requested product is already present: nothing to do")
-        return _exit_code(None, report)
+        return _exit_code(None, report, unreadable)
     tasks = build_tasks(plan, settings)
     if options.graphs:
         stamp = f"tasks-{dt.datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
@@ -159,7 +239,7 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
         for failed in outcome.failed:
             if failed.details:
                 logger.error("Task %s failed:\n%s", failed.key, failed.details.rstrip())
-    return _exit_code(outcome, report)
+    return _exit_code(outcome, report, unreadable)
 
 
 def _run(tasks: list[Task], settings: Settings, options: RunOptions) -> RunReport:
@@ -266,12 +346,16 @@ def dry_run(settings: Settings, *, maps: str | None = None) -> str:
             lines.append(f"{len(planned)} tile image(s) would be produced from them (unless already present):")
             lines += [f"  {path}" for path in planned]
         else:
-            groups = _passes(settings, None)
+            groups, unreadable = _passes(settings, None)
+            for product in unreadable:
+                lines.append(f"A real run would not produce the pass of {product.name.name} (exit 71): "
+                             f"{product.problem}")
             if maps in ("LIA", "IA"):
                 groups = groups + _orbit_file_passes(settings, groups, fetch=False, lines=lines)
-            if not groups:
+            if not groups and not unreadable:
                 raise _no_intersection(settings)
-            lines.append(_plan(settings, groups, maps).describe())
+            if groups:
+                lines.append(_plan(settings, groups, maps, partial(accept_existing, move_aside=False)).describe())
     except S1TilingError as err:
         lines.append(f"A real run would stop here (exit {int(err.exit_code)}): {err}")
     return "\n".join(lines)
@@ -286,14 +370,16 @@ def _search(settings: Settings, request) -> list:
     return found
 
 
-def _passes(settings: Settings, report) -> list[TileGroup]:
+def _passes(settings: Settings, report) -> tuple[list[TileGroup], list[UnreadableProduct]]:
     """The passes over the requested tiles of the local products (those a download could not
-    retrieve left out, with the passes they belong to)."""
-    products = open_matching_products(settings.paths.s1_images, settings.data_source)
+    retrieve, or that cannot be read, left out with the passes they belong to), and the unreadable
+    products."""
+    products, unreadable = open_local_products(settings.paths.s1_images, settings.data_source)
     unavailable = report.unavailable if report is not None else set()
     products = [p for p in products if p.name not in unavailable]
     groups = group_products(products, settings.processing.tiles, settings.data_source, grid.for_settings(settings))
-    return _without_incomplete_passes(groups, report) if unavailable else groups
+    groups = without_unreadable_passes(groups, unreadable)
+    return (_without_incomplete_passes(groups, report) if unavailable else groups), unreadable
 
 
 def resolve_all_tiles(settings: Settings, maps: str | None = None) -> Settings:
@@ -455,12 +541,12 @@ def _fetch_orbit_files_of(settings: Settings, groups: list[TileGroup]) -> None:
             logger.warning("pass %s: no orbit file downloaded (%s): its maps use the annotated orbit", g.key, err)
 
 
-def _plan(settings: Settings, groups: list[TileGroup], maps: str | None) -> Plan:
+def _plan(settings: Settings, groups: list, maps: str | None, present: Callable[..., bool]) -> Plan:
     if maps != "IA":  # IA maps lie on the ellipsoid
         check_dem_and_geoid(settings, {g.tile for g in groups})
     if maps is None:
-        return plan_products(settings, groups)
-    return plan_maps_only(settings, groups, maps)
+        return plan_products(settings, groups, present)
+    return plan_maps_only(settings, groups, maps, present)
 
 
 def _no_intersection(settings: Settings) -> NoIntersectionError:
@@ -492,9 +578,9 @@ def _without_incomplete_passes(groups: list[TileGroup], report) -> list[TileGrou
     return kept
 
 
-def _exit_code(outcome: RunReport | None, report) -> int:
-    if outcome is not None and outcome.exit_code:
-        return outcome.exit_code
-    if report is not None and report.exit_code:
-        return report.exit_code
-    return ExitCode.OK
+def _exit_code(outcome: RunReport | None, report, unreadable: Sequence[UnreadableProduct] = ()) -> int:
+    """The run's status: that of its failures when they share one, else the most specific
+    (:func:`s1tiling.scheduling.most_specific_exit_code`); unreadable products are 71."""
+    codes = [outcome.exit_code if outcome is not None else 0, report.exit_code if report is not None else 0]
+    codes += [int(ExitCode.CORRUPT_PRODUCT)] * bool(unreadable)
+    return most_specific_exit_code(codes)

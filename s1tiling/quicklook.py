@@ -21,7 +21,7 @@ from rasterio.enums import Resampling
 from rasterio.io import MemoryFile
 from rasterio.transform import Affine
 
-from .writing import atomic_output
+from .writing import COMPLETE_TAG, atomic_output, check_raster, gdal_errors
 
 
 def quicklook_shape(height: int, width: int, ratio_percent: float) -> tuple[int, int]:
@@ -39,7 +39,7 @@ def to_grey_levels(values: np.ndarray, scale: float) -> np.ndarray:
 
 def write_quicklook(tile_path: str | os.PathLike, out_jpg: str | os.PathLike,
                     ratio_percent: float = 5, scale: float = 0.5, quality: int = 90) -> Path:
-    """Write the JPEG quicklook of ``tile_path`` to ``out_jpg`` (atomically)."""
+    """Write the JPEG quicklook of ``tile_path`` to ``out_jpg`` (atomically, verified)."""
     if not ratio_percent > 0 or not scale > 0:
         raise ValueError(f"quicklook ratio and scale must be > 0 (got {ratio_percent}, {scale})")
     with rasterio.open(tile_path) as src:
@@ -54,7 +54,16 @@ def write_quicklook(tile_path: str | os.PathLike, out_jpg: str | os.PathLike,
     with MemoryFile() as memory, memory.open(driver="GTiff", width=width, height=height, count=1,
                                              dtype="uint8", crs=crs, transform=transform) as image:
         image.write(to_grey_levels(values, scale), 1)
-        image.update_tags(**tags)
-        with atomic_output(out_jpg) as tmp:
-            rasterio.shutil.copy(image, tmp, driver="JPEG", QUALITY=str(quality))
+        image.update_tags(**tags, **dict([COMPLETE_TAG]))
+        reported: list[str] = []  # GDAL's errors while the JPEG is written
+
+        def verify(tmp):
+            if reported:
+                return f"GDAL reported errors while writing it: {'; '.join(reported[:5])}"
+            return check_raster(tmp, width=width, height=height, count=1, dtype="uint8", complete_tag=True)
+
+        with atomic_output(out_jpg, verify=verify) as tmp:
+            with gdal_errors() as errors:
+                rasterio.shutil.copy(image, tmp, driver="JPEG", QUALITY=str(quality))
+            reported += errors
     return Path(out_jpg)

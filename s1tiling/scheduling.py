@@ -160,6 +160,27 @@ def _paths_in(value) -> list[Path]:
     return []
 
 
+#: Exit codes from the most specific (what a supervisor must fix first) to the least: a run whose failures
+#: have different codes ends with the first of them in this order (66, "some task failed", is the last).
+EXIT_CODE_PRIORITY = (
+    ExitCode.OUTPUT_DISK_FULL, ExitCode.CACHE_DISK_FULL, ExitCode.MISSING_APPLICATION, ExitCode.MISSING_GEOID,
+    ExitCode.MISSING_DEM, ExitCode.CONFIG_ERROR, ExitCode.CORRUPT_PRODUCT, ExitCode.DOWNLOAD_ERROR,
+    ExitCode.OFFLINE_TIMEOUT, ExitCode.NO_PRODUCT_FOUND, ExitCode.NO_PRODUCT_INTERSECTS, ExitCode.TASKS_FAILED,
+)
+
+
+def most_specific_exit_code(codes: Iterable[int]) -> int:
+    """The status of a run from those of its failures (0s are successes): their own code when they
+    share one, else the first of :data:`EXIT_CODE_PRIORITY` among them; 0 when nothing failed."""
+    failed = {int(code) for code in codes if code}
+    if not failed:
+        return int(ExitCode.OK)
+    if len(failed) == 1:
+        return failed.pop()
+    rank = {int(code): n for n, code in enumerate(EXIT_CODE_PRIORITY)}
+    return min(failed, key=lambda code: (rank.get(code, -1), code))
+
+
 class RunReport:
     """Outcome of every task of a run, in the order the tasks were given."""
 
@@ -194,7 +215,9 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        return int(ExitCode.TASKS_FAILED) if self.failed else int(ExitCode.OK)
+        """0, or the failed tasks' own exit code when they share one (a full disk: 69...), else the most
+        specific of theirs (:func:`most_specific_exit_code`); 66 for failures without one."""
+        return most_specific_exit_code(o.exit_code or ExitCode.TASKS_FAILED for o in self.failed)
 
     def totals(self) -> str:
         return (f"{len(self)} tasks: {len(self.done)} done, {len(self.failed)} failed, "

@@ -44,3 +44,33 @@ def geoid_file():
 @pytest.fixture(scope="session")
 def orbits_dir():
     return _require("orbits")
+
+
+@pytest.fixture(scope="session")
+def two_slice_pass(tmp_path_factory):
+    """Two synthetic slices of one pass over tests/fault_helpers.TILE (no shared data needed), and the
+    outputs of an undisturbed run over them (200 m, VV and VH, border masks and quicklooks): what the
+    reliability tests compare their reruns with. Returns (root, slice 1, slice 2, geoid, outputs)."""
+    from fault_helpers import request, two_slices  # noqa: PLC0415 - test helpers, only for these tests
+    from s1tiling import cli  # noqa: PLC0415
+
+    root = tmp_path_factory.mktemp("two_slice_pass")
+    first, second, geoid = two_slices(root)
+    assert cli.main([str(request(root, "reference", geoid, s1_images=root / "slices"))]) == 0
+    return root, first, second, geoid, root / "reference"
+
+
+@pytest.fixture(scope="session")
+def single_slice_run(two_slice_pass):
+    """The outputs of an undisturbed run over slice 1 of ``two_slice_pass`` alone (single-acquisition
+    names): the reference of the tests whose faults hit that slice."""
+    from fault_helpers import request  # noqa: PLC0415 - test helpers, only for these tests
+    from s1tiling import cli  # noqa: PLC0415
+
+    root, first, _, geoid, _ = two_slice_pass
+    folder = root / "s1_single"
+    folder.mkdir(exist_ok=True)
+    if not (folder / first.name).exists():
+        (folder / first.name).symlink_to(first)
+    assert cli.main([str(request(root, "single_reference", geoid, s1_images=folder))]) == 0
+    return root / "single_reference"

@@ -59,10 +59,37 @@ def test_uncreatable_output_exits_72(tmp_path, capsys):
 
 
 def test_unknown_key_is_only_a_warning(tmp_path, capsys):
-    path = write_request(tmp_path, {"Mask": {"generate_border_masks": "True"}})
+    path = write_request(tmp_path, {"Mask": {"make_masks": "True"}})
     assert cli.main(["--dry-run", str(path)]) == 0
     err = capsys.readouterr().out
-    assert "WARNING" in err and f"{path}: [Mask] generate_border_masks: unknown key" in err
+    assert "WARNING" in err and f"{path}: [Mask] make_masks: unknown key" in err
+
+
+def test_misspelt_key_exits_72_and_strict_makes_unknown_keys_errors(tmp_path, capsys):
+    path = write_request(tmp_path, {"Processing": {"output_spatial_resolutoin": "20"}})
+    assert cli.main(["--dry-run", str(path)]) == 72
+    assert (f"{path}: [Processing] output_spatial_resolutoin: unknown key: did you mean output_spatial_resolution?"
+            in capsys.readouterr().out)
+    path = write_request(tmp_path, {"Mask": {"make_masks": "True"}})
+    assert cli.main(["--dry-run", "--strict", str(path)]) == 72
+    assert f"{path}: [Mask] make_masks: unknown key (strict = True)" in capsys.readouterr().out
+
+
+def test_dry_run_writes_nothing(tmp_path, capsys):
+    """Neither the output and tmp folders nor log files (mode = logging) are created by --dry-run."""
+    (tmp_path / "raw").mkdir()
+    path = write_request(tmp_path, {"Paths": {"tmp": str(tmp_path / "tmp")}, "Processing": {"mode": "logging"}})
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert cli.main(["--dry-run", str(path)]) == 0
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr().out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert f"[Paths] output                 : {tmp_path / 'out'}" in out  # folders listed as absolute paths
+    assert f"[Paths] tmp                    : {tmp_path / 'tmp'}" in out
 
 
 def test_version(capsys):
@@ -134,7 +161,7 @@ def test_logging_mode_writes_log_files(tmp_path, monkeypatch):
     # in the current directory
     monkeypatch.chdir(tmp_path)
     path = write_request(tmp_path, {"Processing": {"mode": "Normal, logging"}})
-    assert cli.main(["--dry-run", str(path)]) == 0
+    assert cli.main([str(path)]) == 74  # no product; a --dry-run would write no log file
     logging.getLogger("s1tiling.test").warning("something to keep, password=hunter2")
     logs.reset_logging()  # flush and close
     files = sorted(f.name for f in tmp_path.glob("S1Processor-*.log"))
@@ -158,7 +185,7 @@ handlers:
 root: {{level: INFO, handlers: [custom]}}
 """)
     try:
-        assert cli.main(["--dry-run", str(write_request(tmp_path))]) == 0
+        assert cli.main([str(write_request(tmp_path))]) == 74  # no product (a --dry-run opens no log file)
         logging.getLogger("s1tiling.test").info("routed by the user configuration")
     finally:
         root = logging.getLogger()

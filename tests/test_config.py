@@ -215,13 +215,106 @@ def test_undefined_environment_variable_is_an_error(tmp_path, monkeypatch):
 
 
 def test_unknown_sections_and_keys_are_warnings(tmp_path, caplog):
-    path = write_request(tmp_path, {"Processing": {"calibraton": "beta"}, "Foo": {"bar": "1"}})
+    # border_threshold: a key of S1Tiling 0.x request files, far from any known key
+    path = write_request(tmp_path, {"Processing": {"border_threshold": "1e-3", "thermal_noise": "False"},
+                                    "Foo": {"bar": "1"}})
     with caplog.at_level(logging.WARNING, logger="s1tiling"):
         s = load_config(path)
-    assert s.processing.calibration == "sigma"
+    assert s.processing.remove_thermal_noise is True
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(str(path) in w and "[Processing] calibraton" in w and "unknown" in w for w in warnings)
+    assert any(str(path) in w and "[Processing] border_threshold" in w and "unknown" in w
+               and "did you mean" not in w for w in warnings)
+    assert any("[Processing] thermal_noise: unknown key, ignored (did you mean remove_thermal_noise?)" in w
+               for w in warnings)
     assert any(str(path) in w and "[Foo]" in w and "unknown" in w for w in warnings)
+
+
+@pytest.mark.parametrize("changes, key, meant", [
+    ({"Processing": {"output_spatial_resolutoin": "20"}}, "[Processing] output_spatial_resolutoin",
+     "output_spatial_resolution"),
+    ({"Processing": {"calibraton": "beta"}}, "[Processing] calibraton", "calibration"),
+    ({"Mask": {"generate_border_masks": "True"}}, "[Mask] generate_border_masks", "generate_border_mask"),
+    ({"Processing": {"fnme_fmt.concatenation": "{tile_name}.tif"}}, "[Processing] fnme_fmt.concatenation",
+     "fname_fmt"),
+    ({"Processsing": {"calibration": "beta"}}, "[Processsing]:", "Processing"),
+])
+def test_a_close_misspelling_is_an_error(tmp_path, changes, key, meant):
+    """The default would be used silently: a wrong run with exit 0 (issue 12 #7)."""
+    (line,) = error_lines(write_request(tmp_path, changes))
+    assert line.startswith(f"{tmp_path / 'request.cfg'}: {key}") and f"did you mean {meant}?" in line
+
+
+def test_strict_turns_unknown_keys_into_errors(tmp_path):
+    changes = {"Processing": {"border_threshold": "1e-3", "strict": "True"}, "Foo": {"bar": "1"}}
+    lines = error_lines(write_request(tmp_path, changes))
+    assert len(lines) == 2
+    assert "[Processing] border_threshold: unknown key (strict = True)" in lines[1 if "Foo" in lines[0] else 0]
+    assert any("[Foo]: unknown section (strict = True)" in line for line in lines)
+    assert load_config(write_request(tmp_path, {"Processing": {"strict": "True"}})).processing.strict is True
+
+
+def test_an_empty_reference_in_a_path_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("S1_EMPTY", "")
+    path = write_request(tmp_path, {"Paths": {"output": "%(S1_EMPTY)s/out"}})
+    (line,) = error_lines(path)
+    assert line.startswith(f"{path}: [Paths] output = '%(S1_EMPTY)s/out': %(S1_EMPTY)s expands to nothing")
+    assert "'/out'" in line
+    assert not Path("/out").exists() or Path("/out").stat().st_mtime < path.stat().st_mtime
+
+
+def test_relative_paths_are_from_the_current_directory(tmp_path, monkeypatch):
+    """As in S1Tiling; but one that exists only from the request file's folder is an error saying so."""
+    request_dir, elsewhere = tmp_path / "requests", tmp_path / "cwd"
+    (request_dir / "dem").mkdir(parents=True)
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = write_request(tmp_path, {"Paths": {"output": "out", "dem_dir": "dem"}})
+    path = path.rename(request_dir / "request.cfg")
+    (line,) = error_lines(path)
+    assert line.startswith(f"{path}: [Paths] dem_dir = 'dem': relative paths are relative to the current directory "
+                           f"({elsewhere})")
+    assert f"{elsewhere / 'dem'} does not exist, while {request_dir / 'dem'}" in line
+    (elsewhere / "dem").mkdir()
+    s = load_config(path)
+    assert s.paths.dem_dir == elsewhere / "dem" and s.paths.output == elsewhere / "out"
+    assert "[Paths] output" in s.folders() and all(p.is_absolute() for p in s.folders().values())
+
+
+@pytest.mark.parametrize("paths, key, expected", [
+    ({"output": "/"}, "output", "not the root of the file system"),
+    ({"tmp": "{out}"}, "tmp", "same folder as [Paths] output"),
+    ({"s1_images": "{out}/"}, "s1_images", "same folder as [Paths] output"),
+    ({"tmp": "{raw}", "s1_images": "{raw}"}, "s1_images", "same folder as [Paths] tmp"),
+])
+def test_output_tmp_and_s1_images_are_distinct_folders(tmp_path, paths, key, expected):
+    values = {k: v.format(out=tmp_path / "out", raw=tmp_path / "raw") for k, v in paths.items()}
+    path = write_request(tmp_path, {"Paths": values})
+    lines = [line for line in error_lines(path) if f"[Paths] {key} " in line]
+    assert len(lines) == 1 and expected in lines[0]
+
+
+def test_resolution_must_divide_the_tile(tmp_path):
+    path = write_request(tmp_path, {"Processing": {"output_spatial_resolution": "7"}})
+    (line,) = error_lines(path)
+    assert line.startswith(f"{path}: [Processing] output_spatial_resolution = '7': ")
+    assert "does not divide 109800 m" in line
+
+
+def test_without_creating_directories_nothing_is_written(tmp_path):
+    path = write_request(tmp_path)
+    s = load_config(path, create_directories=False)
+    assert s.paths.output == tmp_path / "out" and not (tmp_path / "out").exists()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    (line,) = error_lines_without_creating(write_request(tmp_path, {"Paths": {"output": str(blocker / "out")}}))
+    assert "[Paths] output" in line and "cannot create the directory" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "request.cfg"]
+
+
+def error_lines_without_creating(path):
+    with pytest.raises(ConfigurationError) as info:
+        load_config(path, create_directories=False)
+    return str(info.value).splitlines()[1:]
 
 
 def test_srtm_is_a_deprecated_alias_of_dem_dir(tmp_path, caplog):
@@ -271,7 +364,7 @@ WRONG_VALUES = [
     ({"DataSource": {"tile_to_product_overlap_ratio": "101"}}, "DataSource", "tile_to_product_overlap_ratio",
      "101", "<= 100"),
     ({"DataSource": {"first_date": "2020/01/01"}}, "DataSource", "first_date", "2020/01/01", "YYYY-MM-DD"),
-    ({"DataSource": {"last_date": "2020-02-30"}}, "DataSource", "last_date", "2020-02-30", "YYYY-MM-DD"),
+    ({"DataSource": {"last_date": "2020-02-30"}}, "DataSource", "last_date", "2020-02-30", "not a valid date"),
     ({"DataSource": {"first_date": "2020-03-01"}}, "DataSource", "last_date", "2020-01-31", "not before first_date"),
     ({"Processing": {"tiles": "33NWB, 99ZZZ"}}, "Processing", "tiles", "33NWB, 99ZZZ", "99ZZZ"),
     ({"DataSource": {"roi_by_tiles": "XYZ"}}, "DataSource", "roi_by_tiles", "XYZ", "XYZ"),

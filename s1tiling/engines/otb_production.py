@@ -40,7 +40,7 @@ from ..plan import TileJob
 from ..radiometry import BorderCut, border_cut_params
 from ..resampling import margin
 from ..s1.product import open_product
-from ..writing import AtomicRasterWriter, creation_options_for, tile_metadata, write_like
+from ..writing import AtomicRasterWriter, creation_options_for, disk_full_error, tile_metadata, write_like
 from . import otb
 
 if TYPE_CHECKING:
@@ -103,11 +103,17 @@ def produce(job: TileJob, context: Context) -> list[str]:
                 engine="otb", orbit_source="annotation", extra=settings.metadata,
             )
             with AtomicRasterWriter(path, crs=tile.crs, transform=transform, width=cols, height=rows,
-                                    dtype=dtype, creation_options=creation_options, tags=tags) as out:
+                                    dtype=dtype, creation_options=creation_options, tags=tags,
+                                    replaces=image.replaces) as out:
                 if result is not None:  # else no slice reaches the tile: an empty image, as the native engine
                     _copy(result, out, transform, proc.lower_signal_value)
                     result.unlink()
             written.append(str(path))
+    except (OSError, otb.OtbError) as exc:  # OTB's own files lie under tmp: a full disk there is exit 70
+        full = disk_full_error(exc, run_dir, f"OTB files of tile {job.tile} in {run_dir}", cache=True)
+        if full is None:
+            raise
+        raise full from exc
     finally:
         _remove_intermediates(run_dir, settings)
     logger.info("%s: wrote %s (OTB)", job.tile, ", ".join(Path(p).name for p in written))

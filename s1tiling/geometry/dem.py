@@ -356,6 +356,20 @@ class DemCatalog:
         """Ids of the tiles of a region whose file is absent."""
         return [tid for tid in self.tiles_for_region(region) if not self.path(tid).is_file()]
 
+    def check_tiles(self, region: Region) -> list[Path]:
+        """Open and read every tile file there is around a region (what the makers will read);
+        :class:`MissingDEMError` naming the first file that cannot be read. Returns the files."""
+        geometry = _region_geometry(region)
+        files = [self.path(t) for t in self.tiles_for_region(geometry.buffer(_MARGIN))]
+        files = [path for path in files if path.is_file()]
+        for path in files:
+            try:
+                with rasterio.open(path) as ds:
+                    ds.read(1)
+            except (rasterio.errors.RasterioError, OSError) as exc:
+                raise MissingDEMError(f"DEM tile {path} cannot be read: {exc}") from exc
+        return files
+
     def heights_at(self, lat: ArrayLike, lon: ArrayLike, resampling: str = "bilinear",
                    geoid: Geoid | None = None) -> np.ndarray:
         """Heights (m, float64) at points (degrees, any shape): orthometric, or ellipsoidal
