@@ -314,8 +314,9 @@ def product_path(kind: str, fields: Mapping[str, object], fname_fmt: Mapping[str
 
 
 def _is_name_part(text: str) -> bool:
-    """Whether ``text`` can only be one component of a path (no separator, not '.' or '..')."""
-    return bool(text) and not any(c in text for c in ("/", "\\", "\0")) and text not in (".", "..")
+    """Whether ``text`` can only be (part of) one component of a path: no separator, not '.' or '..'
+    (an empty field, e.g. ``{filter_method}`` without a filter, leaves the path where it is)."""
+    return not any(c in text for c in ("/", "\\", "\0")) and text not in (".", "..")
 
 
 def _fixed_root(template: str, dirs: Mapping[str, str]) -> str | None:
