@@ -131,52 +131,20 @@ print_usage() {
     echo "export OTB_APPLICATION_PATH=$APP_DIR"
 }
 
-stamp="$PREFIX/.otbApplication${EXT_SUFFIX%.so}.build"
-installed_otb="$(otb_version libotb-dev)"
-if [ -z "$installed_otb" ]; then  # the libraries may be there (otb-bin) without the headers
-    installed_otb="$(otb_version libotbapplicationengine-8.1-1)"
-fi
-key="recipe=$RECIPE otb=$installed_otb abi=$EXT_SUFFIX numpy=$NUMPY_MAJOR"
-if [ "$FORCE" = 0 ] && [ -n "$installed_otb" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] \
-        && [ -n "$APP_DIR" ] && n="$(usable)"; then
-    say "up to date: $PREFIX/_otbApplication$EXT_SUFFIX for $PY (OTB $installed_otb, $n applications)"
-    print_usage
-    exit 0
-fi
-
-start=$SECONDS
-needed=()
-[ -n "$(otb_version libotb-dev)" ] && [ -n "$(otb_version libotb-apps)" ] || needed+=(libotb-dev libotb-apps)
-command -v swig >/dev/null 2>&1 || needed+=(swig)
-command -v g++ >/dev/null 2>&1 || needed+=(g++)
-if [ ! -f "$PY_INCLUDE/Python.h" ]; then
-    case "$PY_BASE" in
-        /usr) needed+=("libpython$PY_VERSION-dev") ;;
-        *) die "$PY_INCLUDE/Python.h is missing: the development headers of $PY are needed" ;;
-    esac
-fi
-[ ${#needed[@]} = 0 ] || apt_install "${needed[@]}"
-find_app_dir
-OTB_DEB="$(otb_version libotb-dev)"
-OTB_UPSTREAM="${OTB_DEB%%+*}"; OTB_UPSTREAM="${OTB_UPSTREAM%%-*}"; OTB_UPSTREAM="${OTB_UPSTREAM#*:}"
-OTB_INCLUDE="$(ls -d /usr/include/OTB-* 2>/dev/null | sort -V | tail -1)"
-ITK_INCLUDE="$(ls -d /usr/include/ITK-* 2>/dev/null | sort -V | tail -1)"
-[ -n "$OTB_INCLUDE" ] && [ -n "$ITK_INCLUDE" ] && [ -n "$APP_DIR" ] || die "OTB headers or applications not found after installing libotb-dev"
-OTB_MM="${OTB_INCLUDE##*/OTB-}"; ITK_MM="${ITK_INCLUDE##*/ITK-}"
-key="recipe=$RECIPE otb=$OTB_DEB abi=$EXT_SUFFIX numpy=$NUMPY_MAJOR"
-say "building otbApplication for $PY (Python $PY_VERSION, numpy $NUMPY_VERSION) against OTB $OTB_DEB into $PREFIX"
-
 # ------------------------------------------------------------------ sources
-SRC="$PREFIX/share/otb-$OTB_UPSTREAM"
-SWIG_DIR="$SRC/Modules/Wrappers/SWIG"
 WORK="$(mktemp -d "${TMPDIR:-/var/tmp}/otb-python-build.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
+set_sources() {  # OTB Debian version -> where its sources are kept
+    local upstream="${1%%+*}"; upstream="${upstream%%-*}"; upstream="${upstream#*:}"
+    SRC="$PREFIX/share/otb-$upstream"
+    SWIG_DIR="$SRC/Modules/Wrappers/SWIG"
+}
 # OTB's Python wrapper tests (Modules/Wrappers/SWIG/test/python) and the inputs they read.
 TEST_DATA=(
     Data/Input/ToulouseExtract_WithGeom.tif Data/Input/poupees.tif Data/Input/veryverySmallFSATSW.tif
     Data/Input/verySmallFSATSW.tif Data/Input/verySmallFSATSW_r.tif Data/Input/verySmallFSATSW_nir.tif
     Data/Input/QB_Toulouse_Ortho_XS.tif Data/Input/ROI_QB_MUL_1_SVN_CLASS_MULTI.png
-    Data/Input/sensor_stereo_left.tif Data/Input/Capitole_Rasterization.tif
+    Data/Input/sensor_stereo_left.tif Data/Input/sensor_stereo_left.geom Data/Input/Capitole_Rasterization.tif
     Data/Input/Hyperspectral/synthetic/hsi_cube.tif Data/Input/Hyperspectral/synthetic/endmembers.tif
     Data/Input/training/training.shp Data/Input/training/training.shx Data/Input/training/training.dbf
     Data/Input/training/training.prj
@@ -206,12 +174,12 @@ debian_mirror() {  # the URI of the Debian mirror of this system's main suite (d
                                                     if ($(i + 1) == suite) { print $i; exit } }' | grep .
 }
 
-fetch_tarball() {  # prints the path of the orig tarball of OTB $OTB_DEB
+fetch_tarball() {  # OTB Debian version -> prints the path of its orig tarball
     if [ -n "${OTB_SOURCE_TARBALL:-}" ]; then
         [ -f "$OTB_SOURCE_TARBALL" ] || die "OTB_SOURCE_TARBALL=$OTB_SOURCE_TARBALL: no such file"
         echo "$OTB_SOURCE_TARBALL"; return
     fi
-    local mirror codename apt_dir opts
+    local version="$1" mirror codename apt_dir opts
     mirror="$(debian_mirror)" || die "cannot find the Debian mirror in /etc/apt/sources.list*: set OTB_SOURCE_TARBALL"
     codename="$(. /etc/os-release && echo "$VERSION_CODENAME")"
     apt_dir="$WORK/apt"
@@ -224,15 +192,23 @@ fetch_tarball() {  # prints the path of the orig tarball of OTB $OTB_DEB
     opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.sources" -o Dir::Etc::SourceParts=/dev/null
           -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o Debug::NoLocking=1
           -o "APT::Sandbox::User=$(id -un)")
-    say "downloading the source package otb=$OTB_DEB (701 MB) from $mirror (deb-src $codename main)"
+    say "downloading the source package otb=$version (701 MB) from $mirror (deb-src $codename main)"
     apt-get "${opts[@]}" update -qq >&2 || die "apt-get update of deb-src $mirror $codename main failed"
-    (cd "$WORK/download" && apt-get "${opts[@]}" source --download-only -qq "otb=$OTB_DEB" >&2) \
-        || die "apt-get source otb=$OTB_DEB failed (is that version still on $mirror?)"
+    (cd "$WORK/download" && apt-get "${opts[@]}" source --download-only -qq "otb=$version" >&2) \
+        || die "apt-get source otb=$version failed (is that version still on $mirror?)"
     ls "$WORK"/download/otb_*.orig.tar.* | head -1
 }
 
-if [ ! -f "$SWIG_DIR/src/otbApplication.i" ]; then
-    tarball="$(fetch_tarball)"
+sources_complete() {
+    [ -f "$SWIG_DIR/src/otbApplication.i" ] || return 1
+    local f
+    for f in "${TEST_DATA[@]}"; do [ -f "$SRC/$f" ] || return 1; done
+}
+get_sources() {  # OTB Debian version: extract what is needed from its source package, when missing
+    set_sources "$1"
+    sources_complete && return 0
+    local tarball
+    tarball="$(fetch_tarball "$1")"
     say "extracting Modules/Wrappers/SWIG and its test data from $(basename "$tarball")"
     mkdir -p "$WORK/src"
     tar -xf "$tarball" -C "$WORK/src" Modules/Wrappers/SWIG "${TEST_DATA[@]}" \
@@ -241,7 +217,44 @@ if [ ! -f "$SWIG_DIR/src/otbApplication.i" ]; then
     mkdir -p "$PREFIX/share"
     rm -rf "$SRC"
     mv "$WORK/src" "$SRC"
+}
+
+# ------------------------------------------------------------------ up to date?
+stamp="$PREFIX/.otbApplication${EXT_SUFFIX%.so}.build"
+installed_otb="$(otb_version libotb-dev)"
+if [ -z "$installed_otb" ]; then  # the libraries may be there (otb-bin) without the headers
+    installed_otb="$(otb_version libotbapplicationengine-8.1-1)"
 fi
+key="recipe=$RECIPE otb=$installed_otb abi=$EXT_SUFFIX numpy=$NUMPY_MAJOR"
+if [ "$FORCE" = 0 ] && [ -n "$installed_otb" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] \
+        && [ -n "$APP_DIR" ] && n="$(usable)"; then
+    say "up to date: $PREFIX/_otbApplication$EXT_SUFFIX for $PY (OTB $installed_otb, $n applications)"
+    get_sources "$installed_otb"  # OTB's wrapper tests and their data, if deleted since
+    print_usage
+    exit 0
+fi
+
+start=$SECONDS
+needed=()
+[ -n "$(otb_version libotb-dev)" ] && [ -n "$(otb_version libotb-apps)" ] || needed+=(libotb-dev libotb-apps)
+command -v swig >/dev/null 2>&1 || needed+=(swig)
+command -v g++ >/dev/null 2>&1 || needed+=(g++)
+if [ ! -f "$PY_INCLUDE/Python.h" ]; then
+    case "$PY_BASE" in
+        /usr) needed+=("libpython$PY_VERSION-dev") ;;
+        *) die "$PY_INCLUDE/Python.h is missing: the development headers of $PY are needed" ;;
+    esac
+fi
+[ ${#needed[@]} = 0 ] || apt_install "${needed[@]}"
+find_app_dir
+OTB_DEB="$(otb_version libotb-dev)"
+OTB_INCLUDE="$(ls -d /usr/include/OTB-* 2>/dev/null | sort -V | tail -1)"
+ITK_INCLUDE="$(ls -d /usr/include/ITK-* 2>/dev/null | sort -V | tail -1)"
+[ -n "$OTB_INCLUDE" ] && [ -n "$ITK_INCLUDE" ] && [ -n "$APP_DIR" ] || die "OTB headers or applications not found after installing libotb-dev"
+OTB_MM="${OTB_INCLUDE##*/OTB-}"; ITK_MM="${ITK_INCLUDE##*/ITK-}"
+key="recipe=$RECIPE otb=$OTB_DEB abi=$EXT_SUFFIX numpy=$NUMPY_MAJOR"
+say "building otbApplication for $PY (Python $PY_VERSION, numpy $NUMPY_VERSION) against OTB $OTB_DEB into $PREFIX"
+get_sources "$OTB_DEB"
 
 # ------------------------------------------------------------------ build
 B="$WORK/build"
