@@ -116,8 +116,8 @@ def _python_module():
     global _import_error
     try:
         import otbApplication
-    except ImportError as exc:
-        _import_error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - not there, or built wrong (a NameError of SWIG 4.1 without -flatstaticmethod)
+        _import_error = f"{type(exc).__name__}: {exc}"
         return None
     if not os.environ.get("OTB_APPLICATION_PATH"):
         for folder in _application_folders(otbApplication.__file__):
@@ -514,17 +514,17 @@ class _MemoryResult(OtbResult):
 
 @contextlib.contextmanager
 def _chain(options: OtbOptions, default_scratch: Path):
-    """The chain runner of this machine's interface, with a scratch folder removed on exit."""
-    kind = interface()
+    """The chain runner of this machine's interface; the otbcli_* one with a scratch folder for
+    its intermediate files, removed on exit."""
+    if interface() == "python":
+        yield _PythonChain(_python_module(), options)
+        return
     parent = Path(options.tmp_dir) if options.tmp_dir else default_scratch
     parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".otb-", dir=parent))
     try:
-        with contextlib.ExitStack() as stack:
-            if kind == "python":
-                yield _PythonChain(_python_module(), options, scratch)
-            else:
-                yield stack.enter_context(_CliChain(options, scratch))
+        with _CliChain(options, scratch) as chain:
+            yield chain
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -570,10 +570,9 @@ class _PythonChain:
     connected to the applications reading it; an application with a ``region`` is followed
     by an in-memory ExtractROI of that region."""
 
-    def __init__(self, module, options: OtbOptions, scratch: Path):
+    def __init__(self, module, options: OtbOptions):
         self.module = module
         self.options = options
-        self.scratch = scratch
         self.handles: list = []  # keeps the in-memory pipeline alive until written or read
         self.images: dict[OtbApp, tuple] = {}  # app -> (handle, output key), executed
         if options.threads:  # read by ITK when OTB first starts threads in this process
