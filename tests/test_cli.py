@@ -168,8 +168,8 @@ def test_logging_mode_writes_log_files(tmp_path, monkeypatch):
     assert files == ["S1Processor-main.log", "S1Processor-main.warning.log"]
     text = (tmp_path / "S1Processor-main.warning.log").read_text()
     assert "something to keep" in text and "hunter2" not in text
-    # debug mode: S1Processor-main.debug.log
-    assert cli.main(["--dry-run", str(write_request(tmp_path, {"Processing": {"mode": "debug logging"}}))]) == 0
+    # debug mode: S1Processor-main.debug.log (a real run: a dry run writes no file at all)
+    assert cli.main([str(write_request(tmp_path, {"Processing": {"mode": "debug logging"}}))]) == 74
     logs.reset_logging()
     assert (tmp_path / "S1Processor-main.debug.log").is_file()
 
