@@ -3,14 +3,17 @@ commands: the one place failures become exit codes."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
+import threading
 
 from . import __version__
-from .errors import ExitCode, S1TilingError
+from .errors import ExitCode, S1TilingError, Terminated
 
 logger = logging.getLogger("s1tiling")
 
-INTERRUPTED = 130  # conventional status of a process stopped by Ctrl-C (128 + SIGINT)
+INTERRUPTED = int(ExitCode.INTERRUPTED)  # 78, as S1Tiling: Ctrl-C, SIGTERM (scancel, walltime, docker stop)
 
 
 #: program -> (description, family of the maps it makes alone, or None for the whole chain)
@@ -33,7 +36,7 @@ def _parser(prog: str = "s1tiling") -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 66 failed tasks, 67 download error, 68 offline products "
                "timed out, 69/70 output/cache disk full, 71 corrupt product, 72 configuration "
                "error, 73/74 no product found/intersecting, 75 DEM missing, 76 geoid missing, "
-               "77 external application missing, 130 interrupted.",
+               "77 external application missing, 78 interrupted (SIGINT, SIGTERM) or unexpected error.",
     )
     parser.add_argument("config", metavar="CONFIG", help="request file (S1Processor.cfg format)")
     parser.add_argument("--dry-run", action="store_true",
@@ -58,23 +61,50 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
 
     logs.setup_logging()
     debug = False
-    try:
-        settings = config.load_config(args.config)
-        debug = "debug" in settings.processing.mode
-        logs.setup_logging(settings)
-        status = int(pipeline.run(settings, dry_run=args.dry_run, maps=maps,
-                                  cache_before_ortho=getattr(args, "cache_before_ortho", False)))
-    except S1TilingError as err:
-        logger.error("%s", err, exc_info=debug)
-        status = int(err.exit_code)
-    except KeyboardInterrupt:
-        logger.error("Interrupted")
-        status = INTERRUPTED
-    except Exception as err:  # noqa: BLE001 - the last resort: one message and a known status
-        logger.error("Unexpected error: %s: %s", type(err).__name__, err, exc_info=debug)
-        status = int(ExitCode.TASKS_FAILED)
+    with _signals_interrupt():
+        try:
+            settings = config.load_config(args.config)
+            debug = "debug" in settings.processing.mode
+            logs.setup_logging(settings)
+            status = int(pipeline.run(settings, dry_run=args.dry_run, maps=maps,
+                                      cache_before_ortho=getattr(args, "cache_before_ortho", False)))
+        except S1TilingError as err:
+            logger.error("%s", err, exc_info=debug)
+            status = int(err.exit_code)
+        except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM, once the run's cleanup (finally blocks) is done
+            name = err.signal_name if isinstance(err, Terminated) else "SIGINT"
+            logger.error("Terminated by signal %s: run stopped, its temporary files removed", name)
+            status = INTERRUPTED
+        except Exception as err:  # noqa: BLE001 - the last resort: one message and a known status
+            logger.error("Unexpected error: %s: %s", type(err).__name__, err, exc_info=debug)
+            status = int(ExitCode.UNEXPECTED_ERROR)
     logger.debug("Exit status %d", status)
     return status
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGINT and SIGTERM raise :class:`~s1tiling.errors.Terminated` in the main thread, so that every
+    ``finally`` of the run (temporary files, dask cluster, batch jobs) runs before the exit; a second
+    signal during that cleanup is ignored (SIGKILL still ends the process).  The previous handlers
+    are restored on exit.  Outside the main thread nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[str] = []
+
+    def interrupt(signum, _frame):
+        if received:  # already cleaning up
+            return
+        received.append(signal.Signals(signum).name)
+        raise Terminated(received[0])
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def lia_main(argv: list[str] | None = None) -> int:

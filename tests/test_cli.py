@@ -100,8 +100,8 @@ def test_options_reach_the_pipeline(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("raised, status", [
     (MissingDEMError("no DEM tile N01E014.hgt in /dem"), 75),
-    (KeyboardInterrupt(), 130),
-    (RuntimeError("boom"), 66),
+    (KeyboardInterrupt(), 78),
+    (RuntimeError("boom"), 78),
 ])
 def test_failures_map_to_exit_codes_without_traceback(tmp_path, monkeypatch, capsys, raised, status):
     def fail(settings, **_):
@@ -118,7 +118,7 @@ def test_debug_mode_shows_traceback(tmp_path, monkeypatch, capsys):
     def fail(settings, **_):
         raise RuntimeError("boom")
     monkeypatch.setattr(pipeline, "run", fail)
-    assert cli.main([str(write_request(tmp_path, {"Processing": {"mode": "debug"}}))]) == 66
+    assert cli.main([str(write_request(tmp_path, {"Processing": {"mode": "debug"}}))]) == 78
     assert "Traceback" in capsys.readouterr().err
 
 
