@@ -545,6 +545,7 @@ def run_tasks(tasks: Iterable[Task], settings, *, client=None, progress: bool | 
     if client is None and settings.cluster.scheduler == "local" and len(graph.tasks) <= 1:
         client = SEQUENTIAL
         logger.info("One task: run in this process, without a dask cluster")
+        _warn_oversubscription(settings, 1)
     meter = _Progress(len(graph.tasks), progress)
     try:
         if client == SEQUENTIAL:
@@ -1001,6 +1002,25 @@ class _ClusterWatch:
             logger.debug("Cancelled batch job(s) %s", ", ".join(ids))
 
 
+def _kill(pids: Iterable[int]) -> None:
+    import signal
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:  # wait until they are gone: their temporaries are then stale
+        for _ in range(100):
+            if not _pid_alive(pid) or _zombie(pid):
+                break
+            time.sleep(0.02)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return False
+
+
 def _remove_if_empty(folder: Path) -> None:
     """The run's worker log folder when no job wrote into it (and the default parent, when empty)."""
     for path in (folder, folder.parent) if folder.parent.name == DEFAULT_LOG_FOLDER else (folder,):
@@ -1053,6 +1073,10 @@ def executor_for(settings, *, n_tasks: int | None = None) -> Iterator[Any]:
                 env=_worker_environment(settings),
             ))
             client = stack.enter_context(Client(cluster, set_as_default=False))
+            # interrupted: the workers are killed at once (their tasks' work is lost anyway), not asked
+            # to stop and killed 4 s later; their temporaries are then removed (_on_interrupt above)
+            pids = client.run(os.getpid)
+            stack.enter_context(_on_interrupt(lambda: _kill(pids.values())))
             logger.info("Dask LocalCluster: %d worker processes (%d threads, %d MiB each)",
                         processing.nb_parallel_processes, processing.nb_otb_threads, processing.ram_per_process)
         else:

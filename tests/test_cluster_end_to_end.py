@@ -69,13 +69,19 @@ def request(inputs, output, **sections):
 
 
 @pytest.fixture(scope="module")
-def reference(inputs):
-    """The request run locally (2 worker processes): the outputs every other run must match."""
+def local_run(inputs):
+    """The request run locally (2 worker processes, log files): the outputs every other run must match."""
     root, _ = inputs
-    run = CliRun(request(inputs, "local", Processing={"nb_parallel_processes": 2}), cwd=root)
+    run = CliRun(request(inputs, "local", Processing={"nb_parallel_processes": 2, "mode": "Normal, logging"}),
+                 cwd=root)
     assert run.wait() == 0, run.output
     assert len(tif_outputs(root / "local")) == 6
-    return root / "local"
+    return run
+
+
+@pytest.fixture(scope="module")
+def reference(inputs, local_run):
+    return inputs[0] / "local"
 
 
 def slurm_request(inputs, output, job_name, **cluster):
@@ -218,6 +224,41 @@ def test_sigterm_to_the_driver_cancels_its_jobs_at_once(slurm, inputs, tmp_path)
         assert not temporaries(inputs[0] / f"interrupted-{sig.name}")
 
 
+def test_a_job_range_scales_up_with_the_work_and_down_when_the_queue_drains(slurm, tmp_path):
+    """``jobs = 1-2``: dask-jobqueue's adapt(minimum_jobs=1, maximum_jobs=2): a second job while tasks
+    wait, released once the queue is empty (the cluster still open), every job gone at the end."""
+    import dask
+
+    from s1tiling.scheduling import Task, executor_for, run_tasks
+    from test_scheduling import make_settings
+
+    name = unique_job_name()
+    settings = make_settings(tmp_path, {"nb_parallel_processes": 1, "ram_per_process": 512},
+                             {"scheduler": "slurm", "jobs": "1-2", "cores": 1, "processes": 1, "memory": "512MiB",
+                              "walltime": "00:10:00", "worker_timeout": 120})
+    watcher = JobWatcher(name)
+    with dask.config.set({"jobqueue.slurm.name": name}), executor_for(settings, n_tasks=6) as client:
+        import threading
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                watcher.poll()
+                time.sleep(0.3)
+        thread = threading.Thread(target=watch)
+        thread.start()
+        try:
+            report = run_tasks([Task(f"sleep/{i}", time.sleep, (4,)) for i in range(6)], settings, client=client)
+        finally:
+            done.set()
+            thread.join()
+        assert report.exit_code == 0
+        running = [job for job, states in watcher.seen.items() if "RUNNING" in states]
+        assert len(running) == 2, watcher.seen
+        wait_until(lambda: len(squeue(name)) == 1, 60, "release of the idle job")
+    assert wait_until(lambda: not squeue(name), 15, "empty queue")
+
+
 # --------------------------------------------------------------------------- an existing dask scheduler
 
 
@@ -272,3 +313,64 @@ def test_address_scheduler_without_worker_exits_66_in_time(dask_scheduler, input
     assert "No dask worker joined the run within" in run.output
     assert f"start dask workers for {address}" in run.output
     assert processes[0].poll() is None
+
+
+# --------------------------------------------------------------------------- local runs
+
+
+def test_a_local_run_shuts_its_workers_down_cleanly(local_run, reference):
+    """No 'Worker process still alive after 4.0 seconds, killing' (console or errors log), and the
+    dashboard is announced only when it works (bokeh importable), on loopback."""
+    from importlib.util import find_spec
+
+    (errors_log,) = reference.glob("S1Tiling-*-errors.log")
+    for text in (local_run.output, errors_log.read_text()):
+        assert "still alive" not in text and "killing" not in text
+        assert "Traceback" not in text
+    if find_spec("bokeh") is None:
+        assert "dashboard" not in local_run.output.lower()
+    else:
+        assert "Dask dashboard: http://127.0.0.1:" in local_run.output
+
+
+def test_a_single_task_runs_in_process_with_the_same_output(inputs, reference, tmp_path):
+    """One tile, one pass: one task, no dask cluster (its start and stop would be most of the run)."""
+    root, geoid = inputs
+    cfg = write_request(root, "single", tiles="31TEL", first_date="2021-08-01", last_date="2021-08-31", geoid=geoid,
+                        Processing={**PROCESSING, "nb_parallel_processes": 2})
+    run = CliRun(cfg, cwd=tmp_path)
+    assert run.wait() == 0, run.output
+    assert "One task: run in this process, without a dask cluster" in run.output
+    assert "LocalCluster" not in run.output
+    single = tif_outputs(root / "single")
+    assert sorted(single) == sorted(k for k in tif_outputs(reference) if k.startswith("31TEL/"))
+    for key, path in single.items():
+        import numpy as np
+        import rasterio
+        with rasterio.open(path) as a, rasterio.open(reference / key) as b:
+            assert a.profile == b.profile and np.array_equal(a.read(), b.read()), key
+            tags_a, tags_b = a.tags(), b.tags()
+            tags_a.pop("TIFFTAG_DATETIME"), tags_b.pop("TIFFTAG_DATETIME")
+            assert tags_a == tags_b, key
+
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_local_run_cleanly_and_a_rerun_completes_it(inputs, reference, tmp_path):
+    """A real SIGTERM (what scancel, a walltime and docker stop send) in the middle of the tasks of a
+    local run: exit 78 with 'Terminated by signal SIGTERM', no worker process left, no temporary file,
+    no scratch folder; the rerun produces exactly the outputs of an undisturbed run."""
+    root, _ = inputs
+    cfg = request(inputs, "sigterm", Processing={"nb_parallel_processes": 2})
+    output = root / "sigterm"
+    run = CliRun(cfg, cwd=tmp_path)
+    wait_until(lambda: temporaries(output), 120, "task writing its product", interval=0.05, run=run)
+    run.signal(signal.SIGTERM)
+    assert run.wait(60) == 78, run.output
+    assert "Terminated by signal SIGTERM" in run.output
+    assert run.group_gone(30), "dask worker processes outlived the run"
+    assert not temporaries(output), temporaries(output)
+    assert not list((root / "tmp").glob("s1tiling-*")), "the run's scratch folder was left"
+    rerun = CliRun(cfg, cwd=tmp_path)
+    assert rerun.wait() == 0, rerun.output
+    assert_same_products(reference, output)
