@@ -134,16 +134,20 @@ def _wants_inputs(func: Callable) -> bool:
     return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
 
 
-def _execute(func, args, kwargs, inputs, log_level=None):
+def _execute(func, args, kwargs, inputs, log_level=None, key=None):
     """Runs one task (on a worker); any exception comes out as a :class:`TaskFailure`."""
     if log_level is not None:
         logging.getLogger(FORWARDED_LOGGER).setLevel(log_level)
+    start = time.perf_counter()
+    logger.debug("Task %s started", key)
     try:
         if inputs is None:
             return func(*args, **kwargs)
         return func(*args, inputs=inputs, **kwargs)
     except Exception as err:  # noqa: BLE001 - every failure is reported, none stops the run
         failure = TaskFailure.from_exception(err)
+    finally:
+        logger.debug("Task %s ended after %.2f s", key, time.perf_counter() - start)
     raise failure  # outside the except block: the original exception (maybe unpicklable) is not chained
 
 
@@ -365,7 +369,7 @@ def _run_sequentially(graph: _Graph, progress: _Progress) -> None:
             continue
         task = graph.tasks[key]
         inputs = {d: graph.outcomes[d].result for d in task.deps} if _wants_inputs(task.func) else None
-        outcome = _outcome_of(task, lambda: _execute(task.func, task.args, task.kwargs, inputs))
+        outcome = _outcome_of(task, lambda: _execute(task.func, task.args, task.kwargs, inputs, key=key))
         _log_failure(outcome)
         _, skipped = graph.record(outcome)
         progress.add([outcome, *skipped])
@@ -446,7 +450,7 @@ def _run_distributed(graph: _Graph, client, settings, progress: _Progress, limit
         resources = None
         if budget is not None:
             resources = {"memory": min(budget, (task.resources or {}).get("memory", default_need))}
-        future = client.submit(_execute, task.func, task.args, dict(task.kwargs), inputs, log_level,
+        future = client.submit(_execute, task.func, task.args, dict(task.kwargs), inputs, log_level, key,
                                key=f"{task.kind}-{task.key}-{run_id}", priority=graph.depth[key],
                                resources=resources, pure=False)
         live[key], owner[future.key] = future, key
@@ -1002,6 +1006,23 @@ class _ClusterWatch:
             logger.debug("Cancelled batch job(s) %s", ", ".join(ids))
 
 
+#: Seconds a worker process has to exit once asked to (dask's own close gives it 4 s, then kills it:
+#: not enough on a loaded machine, which then logs 'Worker process still alive after 4.0 seconds').
+WORKER_CLOSE_TIMEOUT = 60.0
+
+
+def _close_workers(cluster, timeout: float = WORKER_CLOSE_TIMEOUT) -> None:
+    """Asks every worker process of a LocalCluster to exit, and waits for it (up to ``timeout`` s)."""
+    import asyncio
+
+    async def close_all():
+        nannies = [w for w in list(cluster.workers.values()) if hasattr(w, "close")]
+        await asyncio.gather(*(w.close(timeout=timeout) for w in nannies), return_exceptions=True)
+
+    with contextlib.suppress(Exception):
+        cluster.sync(close_all)
+
+
 def _kill(pids: Iterable[int]) -> None:
     import signal
     for pid in pids:
@@ -1072,6 +1093,7 @@ def executor_for(settings, *, n_tasks: int | None = None) -> Iterator[Any]:
                 local_directory=str(workspace),
                 env=_worker_environment(settings),
             ))
+            stack.callback(_close_workers, cluster)  # after the client, before the cluster
             client = stack.enter_context(Client(cluster, set_as_default=False))
             # interrupted: the workers are killed at once (their tasks' work is lost anyway), not asked
             # to stop and killed 4 s later; their temporaries are then removed (_on_interrupt above)

@@ -424,3 +424,30 @@ def test_scratch_folders_of_dead_runs_are_removed_on_any_host(tmp_path):
         assert not dead.exists() and not other_dead.exists()
         assert alive.exists() and other_alive.exists() and kept.exists() and unrelated.exists()
     assert not mine.exists()
+
+
+from distributed import WorkerPlugin  # noqa: E402
+
+
+class SlowExit(WorkerPlugin):
+    """A worker plugin whose teardown takes 6 s (a worker flushing to a slow file system, or a loaded
+    machine): dask's own close gives a worker 4 s, then kills it."""
+
+    name = "slow-exit"
+
+    def setup(self, worker):
+        pass
+
+    def teardown(self, worker):
+        time.sleep(6)
+
+
+def test_workers_are_given_time_to_exit_cleanly(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    settings = make_settings(tmp_path, {"nb_parallel_processes": 1, "ram_per_process": 512})
+    with executor_for(settings) as client:
+        client.register_plugin(SlowExit())
+        (pid,) = client.run(os.getpid).values()
+        assert run_tasks([Task("a", square, (4,))], settings, client=client)["a"].result == 16
+    assert not scheduling._pid_alive(pid) or scheduling._zombie(pid)
+    assert "still alive" not in caplog.text and "killing" not in caplog.text
