@@ -17,6 +17,7 @@ Every run is compared pixel by pixel with a local run of the same request.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -173,6 +174,37 @@ def test_a_worker_job_reaching_its_walltime_is_replaced(slurm, inputs, reference
     assert_same_products(reference, output)
     assert not temporaries(output)
     assert wait_until(lambda: not squeue(name), 15, "empty queue")
+
+
+@pytest.mark.slow
+def test_the_driver_job_example_runs_the_whole_request_in_slurm(slurm, inputs, reference, tmp_path):
+    """examples/slurm_driver.sh: s1tiling itself in a batch job, submitting its worker jobs."""
+    name = unique_job_name()
+    cfg, env = slurm_request(inputs, "driver", name, jobs=1)
+    script = Path(__file__).resolve().parents[1] / "examples" / "slurm_driver.sh"
+    driver_name = f"{name}-driver"
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", f"--job-name={driver_name}", "--time=00:20:00", "--mem=2G",
+         f"--output={tmp_path}/driver-%j.log", str(script), str(cfg)],
+        capture_output=True, text=True, cwd=tmp_path, check=True,
+        env={**os.environ, **env, "S1TILING_VENV": sys.prefix})
+    driver = submitted.stdout.strip().split(";")[0]
+    state = wait_until(lambda: jobcomp(slurm.jobcomp, driver_name).get(driver), 600, "end of the driver job",
+                       interval=1)
+    log = (tmp_path / f"driver-{driver}.log").read_text()
+    assert state == "COMPLETED", log
+    assert f"s1tiling driver: job {driver}" in log and "Run report: 3 tasks: 3 done" in log
+    assert set(jobcomp(slurm.jobcomp, name).values()) == {"CANCELLED"}  # its workers' jobs, ended by it
+    assert_same_products(reference, inputs[0] / "driver")
+
+
+def test_the_pbs_driver_example_says_how_it_is_run():
+    """PBS is not packaged for Debian: its driver example is only read here."""
+    text = (Path(__file__).resolve().parents[1] / "examples" / "pbs_driver.sh").read_text()
+    directives = [line.split(None, 1)[1] for line in text.splitlines() if line.startswith("#PBS ")]
+    assert "-l select=1:ncpus=1:mem=4gb" in directives and any(d.startswith("-l walltime=") for d in directives)
+    assert 'source "$S1TILING_VENV/bin/activate"' in text and 'exec s1tiling "$CONFIG"' in text
+    assert subprocess.run(["bash", "-n", "-c", text]).returncode == 0
 
 
 @pytest.mark.parametrize("cluster, message", [
