@@ -387,16 +387,16 @@ def _worker_memory_budget(client, watch: _ClusterWatch) -> int | None:
     return int(min(budgets))
 
 
-def _watch_workers(client, watch: _ClusterWatch, stop: threading.Event, give_up: Callable[[str], None],
+def _watch_workers(client, watch: _ClusterWatch, stop: threading.Event, give_up: Callable[[str, str], None],
                    interval: float = 1.0) -> None:
-    """Thread body: while the run goes on, gives up (``give_up(reason)``) when the batch system refuses
+    """Thread body: while the run goes on, gives up (``give_up(reason, in_short)``) when the batch system refuses
     a replacement job, or when no worker has been there for ``worker_timeout`` s."""
     lost_since = None
     while not stop.wait(interval):
         try:
             refusal = watch.refusal()
             if refusal:
-                give_up(str(watch.refused_error(refusal)))
+                give_up(str(watch.refused_error(refusal)), "the batch system refused the replacement worker job")
                 return
             count = len(client.nthreads())
         except Exception:  # noqa: BLE001 - the client is closing: the run is ending anyway
@@ -411,7 +411,9 @@ def _watch_workers(client, watch: _ClusterWatch, stop: threading.Event, give_up:
             logger.warning("Lost every dask worker (batch jobs ended: walltime, scancel, node failure...); "
                            "waiting up to %g s for new ones ([Cluster] worker_timeout)", watch.timeout)
         elif now - lost_since >= watch.timeout:
-            give_up(watch.no_worker_message(round(now - lost_since), "No dask worker came back"))
+            waited = round(now - lost_since)
+            give_up(watch.no_worker_message(waited, "No dask worker came back"),
+                    f"no dask worker for {waited} s ([Cluster] worker_timeout)")
             return
 
 
@@ -432,11 +434,12 @@ def _run_distributed(graph: _Graph, client, settings, progress: _Progress, limit
     not_run: deque[str] = deque()      # ready tasks that cannot run any more (no worker)
     finished = as_completed(loop=client.loop)
 
-    def give_up(reason: str) -> None:  # from the watching thread
+    def give_up(reason: str, in_short: str) -> None:  # from the watching thread
         if watch.reason is None:
-            watch.reason = reason
-            logger.error("%s: the tasks not finished are not run", reason)
-        client.cancel(list(live.values()))
+            watch.reason = in_short
+            logger.error("%s. The tasks not finished are not run: rerun the request later to make them", reason)
+        futures = list(live.values())  # one C-level copy: the main thread changes ``live`` meanwhile
+        client.cancel([f for f in futures if not f.done()])
 
     def launch(key: str) -> None:
         task = graph.tasks[key]
@@ -692,6 +695,8 @@ MAX_DEFAULT_WALLTIME = 12 * 3600
 _NO_MALLOC_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 _oversubscription_warned = False
 DEFAULT_LOG_FOLDER = "_WORKER_LOGS"
+#: How long a batch job's worker may be gone before its job is taken for lost and replaced.
+LOST_JOB_DELAY = "3s"
 
 
 def _worker_environment(settings) -> dict[str, str]:
@@ -769,10 +774,13 @@ def _batch_job_options(settings, *, n_tasks: int | None = None, log_directory: P
     if cores < processes:
         raise ConfigurationError(f"{settings.config_file}: [Cluster] cores = {cores}: expected at least "
                                  f"as many cores as worker processes per job ({processes})")
-    walltime = cluster.walltime or dask.config.get(f"jobqueue.{name}.walltime", None)
-    if not cluster.walltime:
+    walltime = cluster.walltime
+    if not walltime:
         walltime, why = default_walltime(settings, n_tasks)
         logger.info("%s", why)
+    elif name == "pbs":  # PBS knows [[HH:]MM:]SS only
+        from .config import walltime_seconds
+        walltime = _format_walltime(walltime_seconds(walltime))
     exports = [f"export {k}={v}" for k, v in _worker_environment(settings).items()]
     exports.append("export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{'MALLOC_TRIM_THRESHOLD_': None}\"")
     options = {
@@ -1104,6 +1112,8 @@ def executor_for(settings, *, n_tasks: int | None = None) -> Iterator[Any]:
         else:
             logs = worker_log_folder(settings)
             stack.callback(_remove_if_empty, logs)  # no job ran: no log folder left behind
+            # a worker whose job ended does not come back: replace its job after 3 s, not dask's 15 s
+            stack.enter_context(dask.config.set({"distributed.deploy.lost-worker-timeout": LOST_JOB_DELAY}))
             stack.enter_context(_recorded_errors_unlogged())
             cluster = stack.enter_context(_batch_cluster(settings, n_tasks=n_tasks, log_directory=logs))
             watch.cluster = cluster

@@ -147,6 +147,35 @@ def test_a_cancelled_worker_job_is_replaced_or_its_tasks_reported(slurm, inputs,
 
 
 @pytest.mark.slow
+def test_workers_lost_for_good_leave_their_tasks_reported_not_run(slurm, inputs, reference, tmp_path):
+    """The partition goes down (maintenance) and the only worker job is cancelled mid-run: its
+    replacement stays PENDING (PartitionDown); after worker_timeout the run stops, exit 66, naming the
+    tasks not run; once the partition is back, a rerun produces them."""
+    name = unique_job_name()
+    cfg, env = slurm_request(inputs, "lost", name, jobs=1, worker_timeout=15)
+    output = inputs[0] / "lost"
+    run = CliRun(cfg, cwd=tmp_path, env=env)
+    watcher = JobWatcher(name)
+    wait_until(lambda: tif_outputs(output), 300, "first product", run=run)
+    (victim,) = wait_until(watcher.running, 30, "running worker job", run=run)
+    partition = ["scontrol", "update", "PartitionName=debug"]
+    subprocess.run([*partition, "State=DOWN"], check=True)
+    try:
+        subprocess.run(["scancel", victim], check=True)
+        code = watcher.follow(run)
+    finally:
+        subprocess.run([*partition, "State=UP"], check=True)
+    assert code == 66, run.output
+    assert "No dask worker came back within" in run.output and "PENDING (PartitionDown)" in run.output
+    assert "not run: " in run.output and "Failed (" in run.output
+    assert len(tif_outputs(output)) < 6
+    assert wait_until(lambda: not squeue(name), 15, "empty queue")
+    rerun = CliRun(cfg, cwd=tmp_path, env=env)
+    assert rerun.wait() == 0, rerun.output
+    assert_same_products(reference, output)
+
+
+@pytest.mark.slow
 def test_a_worker_job_reaching_its_walltime_is_replaced(slurm, inputs, reference, tmp_path):
     """walltime = 1 minute (SLURM's smallest). In the middle of a task, the job's processes are
     stopped (``scancel --signal=STOP --full``, SLURM delivering SIGSTOP): a task that cannot finish in

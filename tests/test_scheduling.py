@@ -297,7 +297,7 @@ def test_unset_walltime_is_estimated_from_the_work_and_logged(tmp_path, caplog):
     assert scheduling._batch_job_options(settings, n_tasks=2)["walltime"] == "01:00:00"  # at least 1 h
     assert scheduling._batch_job_options(settings, n_tasks=10 ** 5)["walltime"] == "12:00:00"  # at most 12 h
     given = make_settings(tmp_path / "given", {}, {"scheduler": "pbs", "walltime": "2-00:00:00"})
-    assert scheduling._batch_job_options(given, n_tasks=100)["walltime"] == "2-00:00:00"
+    assert scheduling._batch_job_options(given, n_tasks=100)["walltime"] == "48:00:00"  # PBS: HH:MM:SS only
     assert "-t 01:00:00" in directives(job_script(settings), "#SBATCH")  # job_script: work unknown
 
 
