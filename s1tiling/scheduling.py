@@ -34,6 +34,7 @@ dask-jobqueue; ``address`` connects to a running dask scheduler.  For debugging,
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import graphlib
 import inspect
@@ -990,7 +991,7 @@ class _ClusterWatch:
             try:
                 client.wait_for_workers(1, timeout=0.5)
                 return
-            except (TimeoutError, asyncio_timeout_error()):
+            except (TimeoutError, asyncio.TimeoutError):
                 pass
             waited = time.monotonic() - start
             if waited >= self.timeout:
@@ -1021,8 +1022,6 @@ WORKER_CLOSE_TIMEOUT = 60.0
 
 def _close_workers(cluster, timeout: float = WORKER_CLOSE_TIMEOUT) -> None:
     """Asks every worker process of a LocalCluster to exit, and waits for it (up to ``timeout`` s)."""
-    import asyncio
-
     async def close_all():
         nannies = [w for w in list(cluster.workers.values()) if hasattr(w, "close")]
         await asyncio.gather(*(w.close(timeout=timeout) for w in nannies), return_exceptions=True)
@@ -1032,7 +1031,10 @@ def _close_workers(cluster, timeout: float = WORKER_CLOSE_TIMEOUT) -> None:
 
 
 def _kill(pids: Iterable[int]) -> None:
+    """SIGKILL to the processes, then waits (up to 2 s each) until they are gone."""
     import signal
+
+    pids = list(pids)
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
@@ -1055,11 +1057,6 @@ def _remove_if_empty(folder: Path) -> None:
     for path in (folder, folder.parent) if folder.parent.name == DEFAULT_LOG_FOLDER else (folder,):
         with contextlib.suppress(OSError):
             path.rmdir()  # only when empty
-
-
-def asyncio_timeout_error():
-    import asyncio
-    return asyncio.TimeoutError
 
 
 _WATCHES: "weakref.WeakKeyDictionary[Any, _ClusterWatch]" = weakref.WeakKeyDictionary()

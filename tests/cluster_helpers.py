@@ -18,13 +18,12 @@ import rasterio
 class CliRun:
     """``python -m s1tiling CONFIG`` in its own session (process group), stdout+stderr in a file."""
 
-    def __init__(self, cfg: Path, cwd: Path, env: dict | None = None, program: str = "s1tiling"):
+    def __init__(self, cfg: Path, cwd: Path, env: dict | None = None):
         self.cfg = Path(cfg)
         self.log = Path(cwd) / f"{self.cfg.stem}-{uuid.uuid4().hex[:6]}.log"
         self.stream = open(self.log, "w")
         self.started = time.monotonic()
-        module = {"s1tiling": "s1tiling"}[program]
-        self.process = subprocess.Popen([sys.executable, "-m", module, str(cfg)], cwd=cwd, stdout=self.stream,
+        self.process = subprocess.Popen([sys.executable, "-m", "s1tiling", str(cfg)], cwd=cwd, stdout=self.stream,
                                         stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
                                         start_new_session=True)
         self.elapsed = None
