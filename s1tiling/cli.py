@@ -10,15 +10,18 @@ spellings (``--dry-run``). Options that set a request value override the request
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
+import threading
 
 from . import __version__, config, logs, pipeline
-from .errors import ExitCode, S1TilingError
+from .errors import ExitCode, S1TilingError, Terminated
 from .pipeline import RunOptions
 
 logger = logging.getLogger("s1tiling")
 
-INTERRUPTED = 130  # conventional status of a process stopped by Ctrl-C (128 + SIGINT)
+INTERRUPTED = int(ExitCode.INTERRUPTED)  # 78, as S1Tiling: Ctrl-C, SIGTERM (scancel, walltime, docker stop)
 
 
 #: program -> (description, family of the maps it makes alone, or None for the whole chain)
@@ -43,7 +46,7 @@ def _parser(prog: str = "s1tiling") -> argparse.ArgumentParser:
         epilog="Exit codes: 0 success, 66 failed tasks, 67 download error, 68 offline products "
                "timed out, 69/70 output/cache disk full, 71 corrupt product, 72 configuration "
                "error, 73/74 no product found/intersecting, 75 DEM missing, 76 geoid missing, "
-               "77 external application missing, 78 unexpected error, 130 interrupted.",
+               "77 external application missing, 78 interrupted (SIGINT, SIGTERM) or unexpected error.",
     )
     parser.add_argument("config", metavar="CONFIG", help="request file (S1Processor.cfg format)")
     parser.add_argument("--dry-run", "--dryrun", dest="dry_run", action="store_true",
@@ -114,32 +117,58 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
     debug = args.trace_errors
     options = RunOptions(trace_errors=args.trace_errors, sequential=args.debug_otb, watch_ram=args.watch_ram,
                          graphs=args.graphs)
-    try:
-        collector = logs.start_collecting()  # what reading the request says goes to the log files too
+    with _signals_interrupt():
         try:
-            settings = config.load_config(args.config, _overrides(args), create_directories=not args.dry_run)
-        finally:
-            logging.getLogger("s1tiling").removeHandler(collector)
-        debug = debug or "debug" in settings.processing.mode
-        logs.setup_logging(settings, files=not args.dry_run)
-        if not args.dry_run:
-            logs.replay_into_files(collector)
-        if args.dry_run:
-            print(pipeline.dry_run(settings, maps=maps))
-            status = int(ExitCode.OK)
-        else:
-            status = int(pipeline.run(settings, maps=maps, options=options))
-    except S1TilingError as err:
-        logger.error("%s", err, exc_info=debug)
-        status = int(err.exit_code)
-    except KeyboardInterrupt:
-        logger.error("Interrupted")
-        status = INTERRUPTED
-    except Exception as err:  # noqa: BLE001 - the last resort: one message and a known status
-        logger.error("Unexpected error: %s: %s", type(err).__name__, err, exc_info=debug)
-        status = 78  # S1Tiling's status of an unexpected error (errors.ExitCode.INTERRUPTED, issue 14)
+            collector = logs.start_collecting()  # what reading the request says goes to the log files too
+            try:
+                settings = config.load_config(args.config, _overrides(args), create_directories=not args.dry_run)
+            finally:
+                logging.getLogger("s1tiling").removeHandler(collector)
+            debug = debug or "debug" in settings.processing.mode
+            logs.setup_logging(settings, files=not args.dry_run)
+            if args.dry_run:
+                print(pipeline.dry_run(settings, maps=maps))
+                status = int(ExitCode.OK)
+            else:
+                logs.replay_into_files(collector)
+                status = int(pipeline.run(settings, maps=maps, options=options))
+        except S1TilingError as err:
+            logger.error("%s", err, exc_info=debug)
+            status = int(err.exit_code)
+        except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM, once the run's cleanup (finally blocks) is done
+            name = err.signal_name if isinstance(err, Terminated) else "SIGINT"
+            logger.error("Terminated by signal %s: run stopped, its temporary files removed", name)
+            status = INTERRUPTED
+        except Exception as err:  # noqa: BLE001 - the last resort: one message and a known status
+            logger.error("Unexpected error: %s: %s", type(err).__name__, err, exc_info=debug)
+            status = int(ExitCode.UNEXPECTED_ERROR)
     logger.debug("Exit status %d", status)
     return status
+
+
+@contextlib.contextmanager
+def _signals_interrupt():
+    """SIGINT and SIGTERM raise :class:`~s1tiling.errors.Terminated` in the main thread, so that every
+    ``finally`` of the run (temporary files, dask cluster, batch jobs) runs before the exit; a second
+    signal during that cleanup is ignored (SIGKILL still ends the process).  The previous handlers
+    are restored on exit.  Outside the main thread nothing is changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[str] = []
+
+    def interrupt(signum, _frame):
+        if received:  # already cleaning up
+            return
+        received.append(signal.Signals(signum).name)
+        raise Terminated(received[0])
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def lia_main(argv: list[str] | None = None) -> int:

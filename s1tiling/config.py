@@ -213,6 +213,68 @@ def _memory(value: str) -> str | None:
     return text or None
 
 
+def _jobs(value: str) -> tuple[int, int]:
+    """'4' -> (4, 4); '2-20' -> (2, 20): the least and the most batch jobs of workers at once."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", value)
+    low, high = (int(match[1]), int(match[2] or match[1])) if match else (0, 0)
+    if not match or low < 1 or high < low:
+        raise ValueError("expected a number of jobs >= 1, or a range MIN-MAX such as 2-20 (1 <= MIN <= MAX)")
+    return low, high
+
+
+def _directives(value: str) -> tuple[str, ...]:
+    """Extra batch directives, one per line (commas belong to the directives: --mail-type=END,FAIL),
+    or a list: ["--qos=normal", "--exclude=n1,n2"]."""
+    text = value.strip()
+    if text.startswith("["):
+        import ast
+        try:
+            items = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            items = None
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ValueError('expected one directive per line, or a list of quoted directives '
+                             'such as ["--qos=normal", "--mail-type=END,FAIL"]')
+        return tuple(i.strip() for i in items if i.strip())
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+_WALLTIME = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d{1,2}))?(?::(\d{1,2}))?")
+
+
+def walltime_seconds(text: str) -> int:
+    """A batch walltime in seconds: 'HH:MM:SS', 'D-HH:MM:SS', 'D-HH', or minutes 'MM' / 'MM:SS' (SLURM)."""
+    match = _WALLTIME.fullmatch(text.strip())
+    if not match:
+        raise ValueError("expected a walltime such as 04:00:00 (HH:MM:SS), 1-12:00:00 (D-HH:MM:SS) or 90 (minutes)")
+    days, first_group, second, third = (int(g) if g else None for g in match.groups())
+    first = first_group or 0  # the one group the pattern always matches
+    if days is not None:  # D-HH[:MM[:SS]]
+        seconds = days * 86400 + first * 3600 + (second or 0) * 60 + (third or 0)
+    elif third is not None:  # HH:MM:SS
+        seconds = first * 3600 + (second or 0) * 60 + third
+    else:  # MM[:SS]
+        seconds = first * 60 + (second or 0)
+    if seconds <= 0:
+        raise ValueError("expected a walltime longer than 0")
+    return seconds
+
+
+def _walltime(value: str) -> str | None:
+    text = value.strip()
+    if text:
+        walltime_seconds(text)
+    return text or None
+
+
+def _dashboard_address(value: str) -> str | None:
+    text = value.strip()
+    if text and not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]*)?:\d{1,5}|\d{1,5}", text):
+        raise ValueError("expected HOST:PORT, :PORT (every interface) or PORT (0: a free port), "
+                         "such as 0.0.0.0:8787")
+    return text or None
+
+
 def canonical_tile_name(name: str) -> str:
     """'t33nwb' -> '33NWB' (upper case, optional leading 'T' removed)."""
     name = name.strip().upper()
@@ -415,14 +477,17 @@ class ClusterSettings:
     address: str | None = _option(_optional_text)
     queue: str | None = _option(_optional_text)
     account: str | None = _option(_optional_text)
-    walltime: str | None = _option(_optional_text)
+    walltime: str | None = _option(_walltime)
     cores: int | None = _option(_optional(_number(int, 1)))
     memory: str | None = _option(_memory)
     processes: int | None = _option(_optional(_number(int, 1)))
-    jobs: int = _option(_number(int, 1), 1)
-    job_extra_directives: tuple[str, ...] = _option(
-        lambda v: tuple(d.strip() for d in v.split(",") if d.strip()), ())
+    jobs: tuple[int, int] = _option(_jobs, (1, 1))
+    job_extra_directives: tuple[str, ...] = _option(_directives, ())
     local_directory: Path | None = _option(_optional_path)
+    # seconds to wait for a first worker (and for a new one when all are lost) before giving up
+    worker_timeout: float = _option(_number(float, 0, strict_minimum=True), 600.0)
+    dashboard_address: str | None = _option(_dashboard_address)  # default: 127.0.0.1, a free port
+    log_directory: Path | None = _option(_optional_path)  # batch job logs; default {output}/_WORKER_LOGS
 
 
 @dataclass(frozen=True)

@@ -243,11 +243,12 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
 
 
 def _run(tasks: list[Task], settings: Settings, options: RunOptions) -> RunReport:
-    """The tasks run by dask (``--debug-otb``: in this process), workers' logs and memory watched."""
-    if options.sequential:
+    """The tasks run by dask (``--debug-otb``, or a single task on this machine: in this process),
+    workers' logs and memory watched."""
+    if options.sequential or (settings.cluster.scheduler == "local" and len(tasks) <= 1):
         with _RamWatcher(None) if options.watch_ram else contextlib.nullcontext():
-            return run_tasks(tasks, settings, client=SEQUENTIAL)
-    with executor_for(settings) as client:
+            return run_tasks(tasks, settings, client=SEQUENTIAL if options.sequential else None)
+    with executor_for(settings, n_tasks=len(tasks)) as client:
         mode = settings.processing.mode
         if "logging" in mode:
             client.register_plugin(WorkerLogs(str(Path.cwd()), "debug" in mode))

@@ -15,6 +15,23 @@ if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev
 else
     echo "NOTE: cannot apt-get install otb-bin proj-data: OTB engine tests will be skipped" >&2
 fi
+# A real single-node SLURM for the cluster tests (tests/test_slurm_end_to_end.py): installed (root + apt)
+# and started by scripts/slurm.sh, stopped at the end if we started it; otherwise those tests skip.
+slurm_started=""
+if ! bash scripts/slurm.sh status >/dev/null 2>&1; then
+    t0=$(date +%s%N)
+    if bash scripts/slurm.sh start; then
+        slurm_started=1
+        ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+        echo "SLURM up in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s (install included)" >&2
+    else
+        echo "NOTE: no SLURM (scripts/slurm.sh start failed): the SLURM tests will be skipped" >&2
+    fi
+fi
+stop_slurm() { [ -z "$slurm_started" ] || bash scripts/slurm.sh stop >/dev/null 2>&1 || true; }
+trap stop_slurm EXIT
+eval "$(bash scripts/slurm.sh env)"
+
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'

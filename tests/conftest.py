@@ -74,3 +74,44 @@ def single_slice_run(two_slice_pass):
         (folder / first.name).symlink_to(first)
     assert cli.main([str(request(root, "single_reference", geoid, s1_images=folder))]) == 0
     return root / "single_reference"
+
+
+# --------------------------------------------------------------------------- a real SLURM
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A real single-node SLURM brought up by ``scripts/slurm.sh`` (``scripts/test.sh`` starts it; a
+    test session started by hand starts it when SLURM is installed and we are root, and stops it at the
+    end). ``SLURM_CONF`` is set for the session, so sbatch/squeue/scancel (and dask-jobqueue) use it."""
+    import shutil
+    import subprocess
+    from types import SimpleNamespace
+
+    script = _REPO / "scripts" / "slurm.sh"
+    run = lambda *args: subprocess.run(["bash", str(script), *args], capture_output=True, text=True)  # noqa: E731
+    started = False
+    if run("status").returncode != 0:
+        if not all(shutil.which(c) for c in ("slurmctld", "slurmd", "sbatch", "munged")):
+            pytest.skip("SLURM is not installed (slurmctld, slurmd, slurm-client, munge): "
+                        "`bash scripts/slurm.sh start` installs and starts it (root + apt)")
+        if os.geteuid() != 0:
+            pytest.skip("SLURM is not running and only root can start its daemons: `sudo bash scripts/slurm.sh start`")
+        result = run("start")
+        if result.returncode != 0:
+            pytest.skip(f"SLURM did not start: {result.stderr.strip()}")
+        started = True
+    conf = run("env").stdout.strip().split("=", 1)[1]
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    try:
+        yield SimpleNamespace(conf=Path(conf), jobcomp=Path(conf).parent / "jobcomp.txt")
+    finally:
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
+        if started:
+            run("stop")

@@ -134,8 +134,8 @@ def test_options_reach_the_pipeline(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("raised, status", [
     (MissingDEMError("no DEM tile N01E014.hgt in /dem"), 75),
-    (KeyboardInterrupt(), 130),
-    (RuntimeError("boom"), 78),  # S1Tiling's exit code of an unexpected error
+    (KeyboardInterrupt(), 78),
+    (RuntimeError("boom"), 78),
 ])
 def test_failures_map_to_exit_codes_without_traceback(tmp_path, monkeypatch, capsys, raised, status):
     def fail(settings, **_):

@@ -98,7 +98,8 @@ def test_minimal_file_gets_documented_defaults(tmp_path, monkeypatch):
     f = s.filtering
     assert (f.filter, f.window_radius, f.deramp, f.nblooks, f.keep_non_filtered_products) == ("none", 2, 0.1, 1.0, True)
     c = s.cluster
-    assert (c.scheduler, c.jobs, c.address, c.cores, c.memory) == ("local", 1, None, None, None)
+    assert (c.scheduler, c.jobs, c.address, c.cores, c.memory) == ("local", (1, 1), None, None, None)
+    assert (c.worker_timeout, c.dashboard_address, c.log_directory) == (600.0, None, None)
     assert dict(s.metadata) == {}
 
 
@@ -120,7 +121,8 @@ def test_values_are_typed_and_normalised(tmp_path):
                        "creation_options.s1_on_dem": "float COMPRESS=DEFLATE, BIGTIFF=YES, TILED=YES"},
         "Filtering": {"filter": "Lee", "window_radius": "3", "nblooks": "4"},
         "Cluster": {"scheduler": "slurm", "cores": "8", "memory": "32 GiB", "jobs": "4",
-                    "job_extra_directives": "--qos=normal, --exclusive", "walltime": "02:00:00"},
+                    "job_extra_directives": "--qos=normal\n    --mail-type=END,FAIL\n    --exclude=n1,n2",
+                    "walltime": "02:00:00", "worker_timeout": "30", "dashboard_address": "0.0.0.0:8787"},
         "Metadata": {"Contact": "Me <me@here.eu>", "Accuracy": "95%"},
     }))
     ds, p = s.data_source, s.processing
@@ -145,8 +147,10 @@ def test_values_are_typed_and_normalised(tmp_path):
     }
     assert (s.filtering.filter, s.filtering.window_radius, s.filtering.nblooks) == ("lee", 3, 4.0)
     c = s.cluster
-    assert (c.scheduler, c.cores, c.memory, c.jobs, c.walltime) == ("slurm", 8, "32 GiB", 4, "02:00:00")
-    assert c.job_extra_directives == ("--qos=normal", "--exclusive")
+    assert (c.scheduler, c.cores, c.memory, c.jobs, c.walltime) == ("slurm", 8, "32 GiB", (4, 4), "02:00:00")
+    # one directive per line, never split on its commas
+    assert c.job_extra_directives == ("--qos=normal", "--mail-type=END,FAIL", "--exclude=n1,n2")
+    assert (c.worker_timeout, c.dashboard_address) == (30.0, "0.0.0.0:8787")
     assert dict(s.metadata) == {"Contact": "Me <me@here.eu>", "Accuracy": "95%"}
 
 
@@ -372,6 +376,13 @@ WRONG_VALUES = [
     ({"Quicklook": {"ratio": "0"}}, "Quicklook", "ratio", "0", "> 0"),
     ({"Cluster": {"scheduler": "sge"}}, "Cluster", "scheduler", "sge", "local, slurm, pbs, address"),
     ({"Cluster": {"memory": "lots"}}, "Cluster", "memory", "lots", "memory"),
+    ({"Cluster": {"jobs": "20-2"}}, "Cluster", "jobs", "20-2", "range MIN-MAX"),
+    ({"Cluster": {"jobs": "0"}}, "Cluster", "jobs", "0", "jobs >= 1"),
+    ({"Cluster": {"walltime": "4h"}}, "Cluster", "walltime", "4h", "HH:MM:SS"),
+    ({"Cluster": {"worker_timeout": "0"}}, "Cluster", "worker_timeout", "0", "> 0"),
+    ({"Cluster": {"dashboard_address": "every:where"}}, "Cluster", "dashboard_address", "every:where", "HOST:PORT"),
+    ({"Cluster": {"job_extra_directives": "['--qos=normal', 3]"}}, "Cluster", "job_extra_directives",
+     "['--qos=normal', 3]", "one directive per line"),
 ]
 
 
