@@ -54,7 +54,7 @@ def write_quicklook(tile_path: str | os.PathLike, out_jpg: str | os.PathLike,
     with MemoryFile() as memory, memory.open(driver="GTiff", width=width, height=height, count=1,
                                              dtype="uint8", crs=crs, transform=transform) as image:
         image.write(to_grey_levels(values, scale), 1)
-        image.update_tags(**tags, **dict([COMPLETE_TAG]))
+        image.update_tags(**{**tags, **dict([COMPLETE_TAG])})  # the tile's tags say complete already
         reported: list[str] = []  # GDAL's errors while the JPEG is written
 
         def verify(tmp):
