@@ -310,6 +310,7 @@ class ProcessingSettings:
     cache_dem_by: str = _option(_choice("symlink", "copy"), "symlink")
     override_azimuth_cut_threshold_to: bool | None = _option(_optional_boolean)
     cache_before_ortho: bool = _option(_boolean, False)
+    output_format: str = _option(_choice("GTiff", "COG", aliases={"GeoTIFF": "GTiff", "tif": "GTiff"}), "GTiff")
     produce_lia_map: bool = _option(_boolean, False)
     ia_maps_to_produce: tuple[str, ...] = _option(_list_of(_choice("deg", "cos", "sin", "tan")), ())
     dem_warp_resampling_method: str = _option(_choice(*GDAL_RESAMPLINGS), "cubic")

@@ -11,7 +11,8 @@ per job of the plan, each calling its maker with the job and the run's
 - angle and gamma-area maps: :func:`s1tiling.incidence.produce_maps`,
   :func:`s1tiling.terrain_flattening.produce_gamma_area`, before the tile images that need them;
 - tile images: :func:`s1tiling.production.produce` (or the OTB engine's);
-- border masks, quicklooks, filtered images: :func:`s1tiling.derived.make`, after their image.
+- border masks, quicklooks, filtered images: :func:`s1tiling.derived.make`, after their image;
+- at the end, the STAC catalog of the output folder: :func:`s1tiling.catalog.update_catalog`.
 
 ``S1LIAMap`` / ``S1IAMap`` / ``S1GammaAreaMap`` run the same chain with only the maps to make.
 """
@@ -20,7 +21,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from . import download, grid
+from . import catalog, download, grid
 from .config import Settings
 from .context import Context
 from .derived import make as make_derived
@@ -93,11 +94,28 @@ def run(settings: Settings, *, maps: str | None = None) -> int:
     plan = _plan(settings, groups, maps)
     if plan.is_empty:
         logger.info("every requested product is already present: nothing to do")
+        _update_catalog(settings)
         return _exit_code(None, report)
     outcome = run_tasks(build_tasks(plan, settings), settings)
     _remove_unfiltered(plan)
     logger.info("%s", outcome.summary())
+    _update_catalog(settings)
     return _exit_code(outcome, report)
+
+
+def _update_catalog(settings: Settings) -> None:
+    """``{output}/catalog.json`` with what the run made (and what was there); a failure is logged,
+    never the run's: the products are complete without it."""
+    paths = settings.paths
+    output = Path(paths.output).resolve()
+    extra = [Path(d).resolve() for d in (paths.lia, paths.ia, paths.gamma_area) if d is not None]
+    extra = [d for d in extra if output not in (d, *d.parents)]
+    try:
+        catalog.update_catalog(output, extra)
+    except ImportError as err:
+        logger.warning("STAC catalog not updated (pystac missing: %s)", err)
+    except Exception as err:  # noqa: BLE001 - a catalog problem must not fail the products made
+        logger.error("STAC catalog of %s not updated: %s: %s", output, type(err).__name__, err)
 
 
 def dry_run(settings: Settings, *, maps: str | None = None) -> str:

@@ -94,7 +94,8 @@ def produce(job: TileJob, context: Context) -> list[str]:
                 engine="otb", orbit_source="annotation", extra=settings.metadata,
             )
             with AtomicRasterWriter(path, crs=tile.crs, transform=transform, width=cols, height=rows,
-                                    dtype=dtype, creation_options=creation_options, tags=tags) as out:
+                                    dtype=dtype, creation_options=creation_options, tags=tags,
+                                    output_format=proc.output_format) as out:
                 if result is not None:  # else no slice reaches the tile: an empty image, as the native engine
                     _copy(result, out, transform, proc.lower_signal_value)
                     result.unlink()
@@ -191,7 +192,8 @@ def border_mask_file(source, out, creation_options, context: Context) -> Path:
             run_dir / "mask.tif", otb.OtbOptions(threads=proc.nb_otb_threads, ram_mb=proc.ram_per_process,
                                                  tmp_dir=run_dir))
         write_like(source, out, lambda values, above, below: values, tags=mask_tags, dtype=dtype,
-                   creation_options=options, nodata=None, strip_rows=COPY_ROWS, read_from=result)
+                   creation_options=options, nodata=None, strip_rows=COPY_ROWS, read_from=result,
+                   output_format=proc.output_format, overview_resampling="NEAREST")
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     return Path(out)
