@@ -67,6 +67,8 @@ _MAPS = {
     "tan_IA": ("IA", ["data", "incidence-angle"], "1", None),
     "GAMMA_AREA": ("GAMMA_AREA", ["data", "gamma-area"], "1", None),
 }
+#: product kinds of the maps (:data:`s1tiling.naming.KIND_FOLDER`)
+_MAP_KINDS = ("lia_product", "ia_product", "gamma_area")
 #: kind of a file of an acquisition item -> (asset key suffix, roles, title)
 _TILE_ASSETS = {
     "image": ("", ["data", "backscatter"], "{pol} backscatter"),
@@ -138,10 +140,10 @@ def scan(roots: Iterable[str | os.PathLike]) -> dict[str, FileGroup]:
                     continue
                 seen.add(path)
                 kind, fields = parsed
-                if kind in _MAPS:
+                if kind in _MAP_KINDS:
+                    key = kind = fields.get("LIA_kind") or fields.get("IA_kind") or "GAMMA_AREA"
                     family = _MAPS[kind][0]
                     item_id = f"{family}_{fields['tile_name']}_{fields['orbit']}"
-                    key = kind
                 else:
                     family = "acquisition"
                     item_id = "_".join(fields[k] for k in ("flying_unit_code", "tile_name", "orbit_direction",
@@ -346,7 +348,7 @@ def build_item(group: FileGroup, item_path: Path) -> dict:
         starts = [t for t in map(_product_start, inputs) if t is not None]
         when = min(starts) if starts else (_tiff_time(tags.get("TIFFTAG_DATETIME")) or datetime.now(timezone.utc))
         polarisations = {m.group(1) for p in inputs if (m := re.match(r"^S1\w_\w\w_\w{4}_1S(DV|SV|DH|SH)_", p))}
-        properties["sar:polarizations"] = (["VV", "VH"] if polarisations & {"DV"} else ["HH", "HV"]
+        properties["sar:polarizations"] = (["VH", "VV"] if polarisations & {"DV"} else ["HH", "HV"]
                                            if polarisations & {"DH"} else ["HH"] if polarisations & {"SH"} else ["VV"])
         lineage = (f"{group.family} map of S2 tile {group.tile}, relative orbit {relative_orbit:03d}, from the "
                    f"geometry of {', '.join(inputs) or 'Sentinel-1 products'}")

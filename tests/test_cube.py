@@ -54,9 +54,14 @@ def series(tmp_path_factory):
     for direction, cycle in (("ASC", 0), ("ASC", 1), ("DES", 0)):
         add_date(root, direction, cycle)
     cfg = write_request(root, "out", tiles=list(TILES), first_date="2021-08-01", last_date="2021-09-30", geoid=geoid,
-                        Processing={"output_spatial_resolution": 200, "output_format": "COG"},
+                        Processing={"output_spatial_resolution": 200, "output_format": "COG",
+                                    "ia_maps_to_produce": "deg, cos"},
                         Mask={"generate_border_mask": True}, Quicklook={"generate": True})
     assert _run(cfg) == 0
+    try:
+        assert cli.ia_main([str(cfg)]) == 0  # IA maps of both orbits: items of their own
+    finally:
+        logs.reset_logging()
     output = root / "out"
     first = _copy_catalog(output, root / "first")
     from s1tiling.timeseries import export_zarr
@@ -88,6 +93,8 @@ def test_outputs_are_valid_cogs_with_s1tiling_names(series):
                     stem = f"s1a_{tile}_{pol}_{direction}_{orbit}_{stamp}"
                     expected |= {f"{tile}/{stem}.tif", f"{tile}/{stem}_BorderMask.tif", f"_QL/{stem}_quicklook.jpg"}
     found = {str(p.relative_to(series.output)) for p in _products(series.output)}
+    expected |= {f"_IA/{kind}_{tile}_{orbit}.tif" for kind in ("IA", "cos_IA") for tile in TILES
+                 for orbit in ("059", "008")}
     assert found == expected
     for path in _products(series.output):
         if path.suffix != ".tif":
@@ -97,7 +104,7 @@ def test_outputs_are_valid_cogs_with_s1tiling_names(series):
         with rasterio.open(path) as src:
             assert src.block_shapes == [(512, 512)] and src.overviews(1) == [2]
             tags = src.tags()
-            assert tags["S2_TILE_CORRESPONDING_CODE"] == path.parent.name and tags["TIFFTAG_SOFTWARE"].startswith("s1t")
+            assert tags["S2_TILE_CORRESPONDING_CODE"] in path.name and tags["TIFFTAG_SOFTWARE"].startswith("s1t")
             if path.name.endswith("_BorderMask.tif"):  # nearest-neighbour overviews: still 0 or 1
                 assert tags["IMAGE_TYPE"] == "MASK"
                 assert set(np.unique(src.read(1, out_shape=(275, 275)))) <= {0, 1}
@@ -147,8 +154,8 @@ def _validate_all(catalog_file: Path) -> int:
 
 
 def test_catalog_validates_against_the_stac_schemas(series, offline_validation, tmp_path):
-    assert _validate_all(series.first / "catalog.json") == 2 * 3  # 3 acquisitions x 2 tiles
-    assert _validate_all(series.output / "catalog.json") == 2 * 4  # after the rerun: one more date
+    assert _validate_all(series.first / "catalog.json") == 2 * (3 + 2)  # (3 acquisitions, 2 IA maps) x 2 tiles
+    assert _validate_all(series.output / "catalog.json") == 2 * (4 + 2)  # after the rerun: one more date
     # the validation is no formality: a wrong extension value fails it
     broken = _copy_catalog(series.output, tmp_path)
     item_file = next((broken / "stac" / "31TEL" / "items").glob("*.json"))
@@ -165,8 +172,15 @@ def _items(folder: Path, tile: str) -> dict[str, dict]:
 
 def test_catalog_items_describe_every_product(series):
     items = _items(series.output, "31TEL")
-    assert sorted(items) == ["s1a_31TEL_ASC_059_20210809t173953", "s1a_31TEL_ASC_059_20210821t173953",
+    assert sorted(items) == ["IA_31TEL_008", "IA_31TEL_059",
+                             "s1a_31TEL_ASC_059_20210809t173953", "s1a_31TEL_ASC_059_20210821t173953",
                              "s1a_31TEL_ASC_059_20210902t173953", "s1a_31TEL_DES_008_20210811t055010"]
+    ia = items["IA_31TEL_059"]
+    assert sorted(ia["assets"]) == ["IA", "cos_IA"]
+    assert ia["assets"]["IA"]["raster:bands"][0]["unit"] == "deg" and ia["assets"]["IA"]["raster:bands"][0]["scale"] == 0.01
+    assert ia["properties"]["sat:relative_orbit"] == 59 and ia["properties"]["datetime"] == "2021-08-09T17:39:53Z"
+    assert ia["assets"]["cos_IA"]["raster:bands"][0]["nodata"] == "nan"
+    items = {name: item for name, item in items.items() if not name.startswith("IA_")}
     item = items["s1a_31TEL_DES_008_20210811t055010"]
     props = item["properties"]
     assert props["datetime"] == "2021-08-11T05:50:10Z"
@@ -193,7 +207,7 @@ def test_catalog_items_describe_every_product(series):
     collection = json.loads((series.output / "stac" / "31TEL" / "collection.json").read_text())
     assert collection["extent"]["temporal"]["interval"] == [["2021-08-09T17:39:53Z", "2021-09-02T17:39:53Z"]]
     assert sorted(link["href"] for link in collection["links"] if link["rel"] == "item") == sorted(
-        f"items/{name}.json" for name in items)
+        f"items/{name}.json" for name in [*items, "IA_31TEL_008", "IA_31TEL_059"])
 
 
 def test_a_rerun_adds_the_new_item_and_keeps_the_others(series):
@@ -212,7 +226,7 @@ def test_catalog_command_rebuilds_the_same_items_from_the_files(series, tmp_path
         if Path(f"{path}.aux.xml").exists():
             shutil.copy2(f"{path}.aux.xml", f"{target}.aux.xml")
     assert cli.main(["catalog", str(copy)]) == 0
-    assert "8 item(s), 8 written" in capsys.readouterr().out
+    assert "12 item(s), 12 written" in capsys.readouterr().out
     for tile in TILES:
         assert _items(copy, tile) == _items(series.output, tile)
     assert json.loads((copy / "catalog.json").read_text()) == json.loads((series.output / "catalog.json").read_text())
@@ -239,6 +253,8 @@ def test_catalog_of_s1tiling_made_files(series, tmp_path):
     for name, item in theirs.items():
         props = item["properties"]
         assert props["processing:software"] == {"S1 Tiling": "1.1.0"} and "s1tiling:engine" not in props
+        if name.startswith("IA_"):
+            continue
         assert props["datetime"] == ours[name]["properties"]["datetime"]
         assert props["sat:relative_orbit"] == ours[name]["properties"]["sat:relative_orbit"]
         assert sorted(item["assets"]) == ["vh", "vh_mask", "vv", "vv_mask"]
@@ -261,7 +277,7 @@ def test_open_timeseries_is_the_geotiff_pixels(series):
     ts = s1tiling.open_timeseries(series.output, "31TEL")
     assert list(ts.data_vars) == ["vv", "vh"] and ts.vv.dims == ("time", "y", "x")
     assert type(ts.vv.data).__module__.startswith("dask")  # lazy
-    items = _items(series.output, "31TEL")
+    items = {name: item for name, item in _items(series.output, "31TEL").items() if not name.startswith("IA_")}
     names = list(ts.item_id.values)
     assert names == sorted(items, key=lambda n: items[n]["properties"]["datetime"])
     assert list(ts.orbit.values) == [59, 8, 59, 59] and list(ts.direction.values) == ["ASC", "DES", "ASC", "ASC"]
