@@ -508,21 +508,26 @@ def update_catalog(output: str | os.PathLike, extra_roots: Iterable[str | os.Pat
         for tile_dir in sorted(p for p in stac.iterdir() if p.is_dir()) if stac.is_dir() else []:
             items = []
             for path in sorted((tile_dir / "items").glob("*.json")):
-                if f"{tile_dir.name}/{path.stem}" not in groups:
+                try:
+                    item = json.loads(path.read_text())
+                except (OSError, ValueError) as err:
+                    logger.error("%s: unreadable STAC item, left out of the catalog: %s", path, err)
+                    continue
+                # An item this scan did not see may come from a concurrent run that published its
+                # files since: it goes only when none of its files is left.
+                if f"{tile_dir.name}/{path.stem}" not in groups and not any(
+                        (path.parent / a["href"]).exists() for a in item.get("assets", {}).values()):
                     path.unlink(missing_ok=True)
                     removed.append(f"{tile_dir.name}/{path.stem}")
                     continue
-                try:
-                    items.append(json.loads(path.read_text()))
-                except (OSError, ValueError) as err:
-                    logger.error("%s: unreadable STAC item, left out of the catalog: %s", path, err)
+                items.append(item)
             if items:
                 _write_json(tile_dir / "collection.json", _collection(tile_dir.name, items))
                 tiles.append(tile_dir.name)
             else:
                 (tile_dir / "collection.json").unlink(missing_ok=True)
         _write_json(output / CATALOG_FILE, _root_catalog(tiles))
-    count = sum(1 for key in groups if (stac / key.split("/")[0] / "items" / f"{key.split('/')[1]}.json").exists())
+        count = sum(1 for tile in tiles for _ in (stac / tile / "items").glob("*.json"))
     report = CatalogReport(output / CATALOG_FILE, count, tuple(written), tuple(removed), tuple(skipped))
     logger.info("%s", report.summary())
     return report

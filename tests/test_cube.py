@@ -368,3 +368,72 @@ def test_the_package_import_stays_light():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'xarray', 'odc', 'zarr', 'pandas'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _publish_and_catalog(files, output, barrier, failures):
+    """One 'run': its products appear in ``output``, then it updates the catalog, at the same time as the others."""
+    try:
+        from s1tiling.catalog import update_catalog
+
+        barrier.wait(timeout=60)
+        for source, relative in files:
+            target = output / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+        update_catalog(output)
+    except BaseException as err:  # reported to the parent
+        failures.put(repr(err))
+        raise
+
+
+def test_concurrent_runs_leave_a_complete_catalog(series, tmp_path):
+    """Four processes, each publishing the products of other dates into one output folder and
+    updating its catalog at the same moment, three times: every item ends up in the catalog."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    products = [p for p in _products(series.output) if p.suffix == ".tif" and "_IA" not in p.parts]
+    stamps = sorted({p.name.split("_")[-1].removesuffix(".tif") if "BorderMask" not in p.name
+                     else p.name.split("_")[-2] for p in products})
+    for round_ in range(3):
+        output = tmp_path / f"out{round_}"
+        output.mkdir()
+        barrier, failures = context.Barrier(len(stamps)), context.Queue()
+        workers = [context.Process(target=_publish_and_catalog, args=(
+            [(p, p.relative_to(series.output)) for p in products if f"_{stamp}" in p.name], output, barrier, failures))
+            for stamp in stamps]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)
+        assert failures.empty() and all(w.exitcode == 0 for w in workers), failures.get() if not failures.empty() else ""
+        for tile in TILES:
+            collection = json.loads((output / "stac" / tile / "collection.json").read_text())
+            linked = sorted(link["href"] for link in collection["links"] if link["rel"] == "item")
+            assert linked == sorted(f"items/s1a_{tile}_{s}.json" for s in (
+                "ASC_059_20210809t173953", "ASC_059_20210821t173953", "ASC_059_20210902t173953",
+                "DES_008_20210811t055010"))
+        catalog = json.loads((output / "catalog.json").read_text())
+        assert sorted(link["href"] for link in catalog["links"] if link["rel"] == "child") == [
+            "./stac/31TEK/collection.json", "./stac/31TEL/collection.json"]
+        assert not [p for p in output.rglob(".*") if p.name != ".lock"]  # no temporary left
+
+
+def test_catalog_follows_removed_files(series, tmp_path):
+    from s1tiling.catalog import update_catalog
+
+    out = tmp_path / "out"
+    for path in _products(series.output):
+        target = out / path.relative_to(series.output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    assert update_catalog(out).items == 12
+    for path in out.rglob("s1a_31TEL_*_DES_008_20210811t055010*"):
+        path.unlink()  # a whole date goes
+    for path in out.rglob("s1a_31TEK_vh_ASC_059_20210809t173953_BorderMask.tif"):
+        path.unlink()  # one mask goes
+    report = update_catalog(out)
+    assert report.removed == ("31TEL/s1a_31TEL_DES_008_20210811t055010",)
+    assert report.written == ("31TEK/s1a_31TEK_ASC_059_20210809t173953",) and report.items == 11
+    item = _items(out, "31TEK")["s1a_31TEK_ASC_059_20210809t173953"]
+    assert "vh_mask" not in item["assets"] and "vv_mask" in item["assets"]
