@@ -15,7 +15,7 @@ def open_product(path):
 def open_timeseries(output, tile, polarisations=None, **options):
     """The time series of S2 tile ``tile`` in the output folder ``output`` as a lazy, dask-backed
     ``xarray.Dataset`` (time, y, x), from its STAC catalog; options ``start``, ``end``, ``orbit``,
-    ``calibration``, ``filtered``, ``masks``, ``chunks``: see :func:`s1tiling.timeseries.open_timeseries`
+    ``calibration``, ``filtered``, ``masks``, ``db``, ``chunks``: see :func:`s1tiling.timeseries.open_timeseries`
     (needs ``pip install 's1tiling[cube]'``)."""
     from .timeseries import open_timeseries as _open
 

@@ -399,10 +399,18 @@ def collection_id(tile: str) -> str:
 # ------------------------------------------------------------------------------ writing
 
 
-def _write_json(path: Path, content: dict) -> None:
+def _write_json(path: Path, content: dict) -> bool:
+    """Write ``content`` to ``path`` atomically, unless it holds it already (a rerun that made
+    nothing touches nothing); return whether it was written."""
     text = json.dumps(content, indent=1, sort_keys=False) + "\n"
+    try:
+        if path.read_text() == text:
+            return False
+    except (OSError, UnicodeDecodeError):
+        pass
     with atomic_output(path) as tmp:
         tmp.write_text(text)
+    return True
 
 
 @contextmanager
@@ -500,8 +508,10 @@ def update_catalog(output: str | os.PathLike, extra_roots: Iterable[str | os.Pat
             logger.error("STAC item %s not written: %s (%s)", group.item_id, err, files)
             skipped.append(files)
             continue
-        _write_json(item_path, item)
-        written.append(key)
+        if _write_json(item_path, item):
+            written.append(key)
+        else:
+            os.utime(item_path)  # same item: newer than its files now, not rebuilt next time
     removed = []
     with _locked(stac):
         tiles = []

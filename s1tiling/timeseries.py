@@ -111,7 +111,7 @@ def select_items(output: str | os.PathLike, tile: str, *, start=None, end=None, 
 
 def open_timeseries(output: str | os.PathLike, tile: str, polarisations: Sequence[str] | None = None, *,
                     start=None, end=None, orbit=None, calibration: str | None = None, filtered: bool = False,
-                    masks: bool = True, chunks: dict | None = None) -> xarray.Dataset:
+                    masks: bool = True, db: bool = False, chunks: dict | None = None) -> xarray.Dataset:
     """The time series of S2 tile ``tile`` in the output folder ``output``, lazily.
 
     - ``polarisations``: e.g. ``("vv", "vh")`` (default: every one in the catalog);
@@ -121,6 +121,8 @@ def open_timeseries(output: str | os.PathLike, tile: str, polarisations: Sequenc
     - ``filtered``: the speckle-filtered images instead of the images;
     - ``masks``: set the pixels the border masks mark as no data to NaN (when every item has
       its masks), besides the no-data pixels (0);
+    - ``db``: values in decibels, 10 log10 of the linear backscatter (default: linear, the
+      files' values);
     - ``chunks``: dask chunks (default ``{"time": 1, "y": 512, "x": 512}``).
 
     Returns a dask-backed ``xarray.Dataset`` ``(time, y, x)``, float32, on the tile's grid
@@ -166,8 +168,10 @@ def open_timeseries(output: str | os.PathLike, tile: str, polarisations: Sequenc
         if use_masks:
             valid = valid & (loaded[f"{pol}_mask"] != 0)
         data[pol] = values.where(valid)
+        if db:
+            data[pol] = (10 * np.log10(data[pol])).astype("float32")
         data[pol].attrs = {"long_name": f"{pol.upper()} backscatter{' (speckle-filtered)' if filtered else ''}",
-                           "units": "m2/m2", "polarisation": pol.upper()}
+                           "units": "dB" if db else "m2/m2", "polarisation": pol.upper()}
     def text(values):  # variable-length strings (Zarr appends of longer ones work)
         return np.array(values, dtype=object)
 

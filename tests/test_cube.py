@@ -316,7 +316,11 @@ def test_open_timeseries_filters(series):
     window = open_timeseries(series.output, "31TEL", "vh", start="2021-08-10", end="2021-08-21")
     assert list(window.data_vars) == ["vh"]
     assert [str(t)[:19] for t in window.time.values] == ["2021-08-11T05:50:10", "2021-08-21T17:39:53"]
-    assert open_timeseries(series.output, "31TEL", calibration="sigma").sizes["time"] == 4
+    linear = open_timeseries(series.output, "31TEL", calibration="sigma")
+    assert linear.sizes["time"] == 4 and linear.vv.attrs["units"] == "m2/m2"
+    db = open_timeseries(series.output, "31TEL", db=True)
+    assert db.vv.attrs["units"] == "dB" and db.vv.dtype == np.float32
+    np.testing.assert_allclose(db.vh[2, 300:340].values, 10 * np.log10(linear.vh[2, 300:340].values), rtol=1e-6)
     with pytest.raises(LookupError, match="no acquisition of tile 31TEL"):
         open_timeseries(series.output, "31TEL", calibration="normlim")
     with pytest.raises(LookupError, match="no hh image"):
