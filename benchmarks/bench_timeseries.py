@@ -14,7 +14,9 @@ with the machine's load:
 - import: ``import s1tiling.timeseries`` and the libraries it loads on first use (xarray,
   odc-stac, pystac, dask.array), which a notebook has loaded already;
 - open: then ``s1tiling.open_timeseries(output, "31TEL")``, the first call of the process
-  (reads the items, builds the dask graph, no pixel), then a second call;
+  (reads the items, builds the dask graph, no pixel), then a second call; also on ``--dates``
+  full-size 10 m tiles (sparse files: opening reads no pixel), with odc-stac's ``load`` of the
+  same items for comparison;
 - curve: ``ts.vv.sel(x=..., y=..., method="nearest").compute()`` with dask's synchronous
   scheduler and GDAL's block cache at 1 MB, after a warm-up read in another chunk (the lazy
   imports of the reading code): the bytes the process read during the call (``rchar`` of
@@ -52,7 +54,14 @@ if what == "open":
     start = time.perf_counter()
     s1tiling.open_timeseries(output, "31TEL")
     out["second_s"] = time.perf_counter() - start
-    out["dates"] = int(ts.sizes["time"])
+    out["dates"], out["chunks"] = int(ts.sizes["time"]), int(ts.vv.data.npartitions)
+elif what == "odc":  # the same catalog through odc-stac, for comparison
+    import odc.stac, pystac
+    from s1tiling.timeseries import select_items
+    start = time.perf_counter()
+    items = select_items(output, "31TEL")
+    odc.stac.load(items, bands=["vv", "vv_mask"], chunks={"x": 512, "y": 512}, groupby="id")
+    out["first_s"] = time.perf_counter() - start
 else:
     import dask, rasterio
     x, y = json.loads(sys.argv[3])
@@ -75,7 +84,9 @@ print(json.dumps(out))
 """
 
 
-def _write_dates(folder: Path, dates: int, resolution: float, output_format: str) -> None:
+def _write_dates(folder: Path, dates: int, resolution: float, output_format: str, sparse: bool = False) -> None:
+    """``dates`` VV images and masks; ``sparse``: no pixel written (empty GeoTIFF blocks, for
+    measures that read no pixel: full-size 10 m tiles at no cost)."""
     import numpy as np
     from rasterio.windows import Window
 
@@ -102,10 +113,12 @@ def _write_dates(folder: Path, dates: int, resolution: float, output_format: str
                                                       ("mask", "uint8", "mask", "NEAREST", None)):
             target = path if name == "image" else product.path("mask", dirs={"out_dir": str(folder)})
             _, options = creation_options_for(kind)
+            if sparse:
+                options = {**options, "TILED": "YES", "SPARSE_OK": "TRUE"}
             with AtomicRasterWriter(target, crs=tile.crs, transform=transform, width=cols, height=rows, dtype=dtype,
                                     nodata=nodata, creation_options=options, tags=tags, output_format=output_format,
                                     overview_resampling=resampling) as out:
-                for r0 in range(0, rows, 512):
+                for r0 in range(0, 0 if sparse else rows, 512):
                     h = min(512, rows - r0)
                     if name == "image":
                         values = (0.05 * rng.gamma(4.0, 0.25, (h, cols))).astype("float32")
@@ -169,6 +182,20 @@ def main() -> None:
               f"those under its 512 x 512 chunk: {chunk / 1e6:.2f} MB (read / chunk blocks: "
               f"{med(curves, 'bytes_read') / chunk:.2f}); all the files: {total / 1e6:.0f} MB "
               f"(read {100 * med(curves, 'bytes_read') / total:.2f}% of them)")
+    # Opening only, at full resolution: 10 m tiles, sparse files (nothing is read when opening).
+    output = Path(args.work).resolve() / f"sparse-{args.dates}d-10m"
+    _write_dates(output, args.dates, 10.0, "GTiff", sparse=True)
+    update_catalog(output)
+    opens = [_child("open", output) for _ in range(args.repeat)]
+    med = lambda runs, key: statistics.median(r[key] for r in runs)  # noqa: E731
+    print(f"\n{opens[0]['dates']} dates of {TILE} at 10 m ({opens[0]['chunks']} chunks of 512 x 512 per band):")
+    print(f"  open_timeseries, lazy: first call {med(opens, 'first_s'):.3f} s, second {med(opens, 'second_s'):.3f} s")
+    try:
+        import odc.stac  # noqa: F401
+        odc = [_child("odc", output) for _ in range(max(1, args.repeat // 2))]
+        print(f"  odc.stac.load of the same items (vv and its mask, 512 x 512 chunks): {med(odc, 'first_s'):.3f} s")
+    except ImportError:
+        print("  (odc-stac not installed: no comparison)")
     print(f"\nload average after: {os.getloadavg()}")
 
 

@@ -17,6 +17,8 @@ images (``vv_filtered``) and quicklooks (``vv_quicklook``); or the angle or area
 and relative orbit, ``LIA_{tile}_{orbit}`` (assets ``LIA``, ``sin_LIA``), ``IA_{tile}_{orbit}``,
 ``GAMMA_AREA_{tile}_{orbit}``. Items carry the ``proj``, ``raster``, ``sat``, ``sar`` and
 ``processing`` extensions, and ``s1tiling:`` fields (calibration, engine, input products...).
+odc-stac loads them as they are; stackstac (which reads projection v1's ``proj:epsg``) with
+``epsg=`` given and absolute hrefs (``pystac.Catalog.make_all_asset_hrefs_absolute``).
 
 Concurrent runs: item files are written atomically (temporary + rename) and only when one of
 their files is newer than the item; the collections and the root catalog are rebuilt from the

@@ -1,17 +1,21 @@
 """Time series of a tile: a lazy xarray cube from the STAC catalog, and Zarr stores of it.
 
 :func:`open_timeseries` reads the items of a tile from ``{output}/catalog.json`` (see
-:mod:`s1tiling.catalog`) and loads them with odc-stac into a dask-backed ``xarray.Dataset``
+:mod:`s1tiling.catalog`) and stacks them with stackstac into a dask-backed ``xarray.Dataset``
 ``(time, y, x)`` on the tile's own grid (no resampling: the values are the GeoTIFF pixels),
 one variable per polarisation (``vv``, ``vh``...), no-data and border-mask pixels as NaN, and
 per-time coordinates (relative orbit, direction, platform, absolute orbit, input products, item).
 Nothing is read until values are asked for; a pixel's curve reads one block per date.
+stackstac builds the graph blockwise (one layer, whatever the number of chunks), so opening
+50 dates of a 10 m tile takes a fraction of a second; odc-stac, which makes one task per date
+and chunk up front, took 20 s for the same catalog (benchmarks/bench_timeseries.py). The
+catalog works with odc-stac all the same (``tests/test_cube.py``).
 
 :func:`export_zarr` writes one Zarr store per tile and relative orbit (consolidated metadata,
 Zarr format 2), chunked either per date (``1 x 512 x 512``: images) or along time
 (``64 x 128 x 128``: curves), and appends the dates that arrived since the last export.
 
-Needs the ``cube`` extra (``pip install 's1tiling[cube]'``: pystac, odc-stac, xarray, zarr),
+Needs the ``cube`` extra (``pip install 's1tiling[cube]'``: pystac, stackstac, xarray, zarr),
 imported on first use.
 """
 from __future__ import annotations
@@ -38,13 +42,13 @@ ZARR_LAYOUTS = {"spatial": (1, 512, 512), "time": (64, 128, 128)}
 ZARR_FOLDER = "zarr"
 _TIME_ENCODING = {"units": "microseconds since 1970-01-01T00:00:00", "dtype": "int64", "calendar": "proleptic_gregorian"}
 _CALIBRATION_NAMES = {"normlim": "Normlim", "gamma_naught_rtc": "GammaNaughtRTC"}
-_MISSING = "cube extra missing: pip install 's1tiling[cube]' (pystac, odc-stac, xarray, zarr)"
+_MISSING = "cube extra missing: pip install 's1tiling[cube]' (pystac, stackstac, xarray, zarr)"
 
 
 def _require():
     try:
-        import odc.stac  # noqa: F401
         import pystac  # noqa: F401
+        import stackstac  # noqa: F401
         import xarray  # noqa: F401
     except ImportError as err:
         raise ImportError(f"{_MISSING}: {err}") from err
@@ -99,7 +103,7 @@ def select_items(output: str | os.PathLike, tile: str, *, start=None, end=None, 
             wanted = _CALIBRATION_NAMES.get(calibration.lower(), calibration).lower()
             if _calibration_of(item) != wanted:
                 continue
-        items.append(item)
+        items.append(item.make_asset_hrefs_absolute())  # stackstac opens hrefs as they are
     items.sort(key=lambda i: (i.datetime, i.id))
     times = [i.datetime for i in items]
     if len(set(times)) != len(times):
@@ -132,9 +136,10 @@ def open_timeseries(output: str | os.PathLike, tile: str, polarisations: Sequenc
     """
     _require()
     import numpy as np
-    import odc.stac
-    from affine import Affine
-    from odc.geo.geobox import GeoBox
+    import stackstac
+    import xarray as xr
+    from pyproj import CRS
+    from rasterio.enums import Resampling
 
     items = select_items(output, tile, start=start, end=end, orbit=orbit, calibration=calibration)
     if not items:
@@ -154,24 +159,32 @@ def open_timeseries(output: str | os.PathLike, tile: str, polarisations: Sequenc
     use_masks = masks and all(f"{p}_mask" in item.assets for item in items for p in pols if f"{p}{suffix}" in item.assets)
     bands = [f"{p}{suffix}" for p in pols] + ([f"{p}_mask" for p in pols] if use_masks else [])
     props = items[0].properties
-    geobox = GeoBox(tuple(props["proj:shape"]), Affine(*props["proj:transform"][:6]), props["proj:code"])
-    loaded = odc.stac.load(items, bands=bands, geobox=geobox, chunks=dict(chunks or CHUNKS), groupby="id",
-                           resampling="nearest", fail_on_error=True)
+    crs = CRS.from_user_input(props["proj:code"])
+    (rows, cols), t = props["proj:shape"], props["proj:transform"]
+    wanted = {**CHUNKS, **(chunks or {})}
+    # The tile's own grid: every file is read as it is (no warping), block by block.
+    stacked = stackstac.stack(
+        items, assets=bands, epsg=crs.to_epsg(), resolution=(abs(t[0]), abs(t[4])),
+        bounds=(t[2], t[5] + t[4] * rows, t[2] + t[0] * cols, t[5]), snap_bounds=False,
+        chunksize=(wanted["time"], 1, wanted["y"], wanted["x"]), dtype="float32", fill_value=np.float32(np.nan),
+        rescale=False, sortby_date=False, resampling=Resampling.nearest, xy_coords="center", properties=False,
+        band_coords=False)
     expected = np.array([np.datetime64(i.datetime.astimezone(timezone.utc).replace(tzinfo=None), "us")
                          for i in items])
-    if not np.array_equal(loaded.time.values.astype("datetime64[us]"), expected):
-        raise RuntimeError(f"odc-stac returned times {loaded.time.values} for items at {expected}")
+    if not np.array_equal(stacked.time.values.astype("datetime64[us]"), expected) or stacked.shape[2:] != (rows, cols):
+        raise RuntimeError(f"stackstac returned {stacked.sizes} at {stacked.time.values} for items at {expected}")
     data = {}
     for pol in pols:
-        values = loaded[f"{pol}{suffix}"].astype("float32")
+        values = stacked.sel(band=f"{pol}{suffix}", drop=True)
         valid = values != 0
         if use_masks:
-            valid = valid & (loaded[f"{pol}_mask"] != 0)
+            valid = valid & (stacked.sel(band=f"{pol}_mask", drop=True) != 0)
         data[pol] = values.where(valid)
         if db:
             data[pol] = (10 * np.log10(data[pol])).astype("float32")
         data[pol].attrs = {"long_name": f"{pol.upper()} backscatter{' (speckle-filtered)' if filtered else ''}",
-                           "units": "dB" if db else "m2/m2", "polarisation": pol.upper()}
+                           "units": "dB" if db else "m2/m2", "polarisation": pol.upper(), "grid_mapping": "spatial_ref"}
+
     def text(values):  # variable-length strings (Zarr appends of longer ones work)
         return np.array(values, dtype=object)
 
@@ -184,10 +197,10 @@ def open_timeseries(output: str | os.PathLike, tile: str, polarisations: Sequenc
                                             dtype=np.int64)),
         "input_products": ("time", text([", ".join(i.properties.get("s1tiling:input_products", [])) for i in items])),
         "item_id": ("time", text([i.id for i in items])),
+        "spatial_ref": ((), np.int32(crs.to_epsg() or 0), crs.to_cf()),
     }
-    import xarray as xr
-
     dataset = xr.Dataset(data).assign_coords(coords)
+    dataset = dataset.drop_vars([c for c in dataset.coords if c not in (*coords, "time", "x", "y")])
     dataset.attrs = {"tile": items[0].properties.get("s1tiling:tile", tile),
                      "calibration": _calibration_of(items[0]), "crs": props["proj:code"],
                      "source": str(Path(output).resolve() / "catalog.json")}

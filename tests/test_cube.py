@@ -28,7 +28,7 @@ from request_files import write_request
 pytestmark = pytest.mark.slow
 pystac = pytest.importorskip("pystac", reason="pystac missing (pip install -e '.[test]')")
 xr = pytest.importorskip("xarray", reason="xarray missing: the cube extra (pip install -e '.[test]')")
-pytest.importorskip("odc.stac", reason="odc-stac missing: the cube extra (pip install -e '.[test]')")
+pytest.importorskip("stackstac", reason="stackstac missing: the cube extra (pip install -e '.[test]')")
 
 REPO = Path(__file__).resolve().parent.parent
 EXTENSION_SCHEMAS = ("projection_v2.0.0", "raster_v1.1.0", "sat_v1.0.0", "sar_v1.0.0", "processing_v1.2.0")
@@ -307,6 +307,26 @@ def test_open_timeseries_is_the_geotiff_pixels(series):
     assert checked > 1000 and masked > 0  # values compared, and border pixels the mask removes
 
 
+def test_the_catalog_works_in_users_odc_stac_and_stackstac_code(series):
+    """The same items, loaded by odc-stac and by stackstac with nothing but the catalog, give the
+    pixels open_timeseries gives (no-data 0 and masks aside)."""
+    odc_stac = pytest.importorskip("odc.stac", reason="odc-stac missing (pip install -e '.[test]')")
+    stackstac = pytest.importorskip("stackstac", reason="stackstac missing: the cube extra")
+    catalog = pystac.Catalog.from_file(str(series.output / "catalog.json"))
+    catalog.make_all_asset_hrefs_absolute()  # stackstac opens hrefs as they are
+    items = sorted((i for i in catalog.get_items(recursive=True)
+                    if i.collection_id == "s1tiling-31TEK" and "vv" in i.assets), key=lambda i: i.datetime)
+    ours = s1tiling.open_timeseries(series.output, "31TEK", "vv", masks=False).vv.values
+    by_odc = odc_stac.load(items, bands=["vv"], chunks={}, groupby="id").vv.values  # the native grid
+    grid = items[0].properties  # stackstac reads proj:epsg, which pystac migrates to proj:code: give the grid
+    by_stackstac = stackstac.stack(items, assets=["vv"], epsg=32631, resolution=grid["proj:transform"][0],
+                                   bounds=tuple(grid["proj:bbox"]), snap_bounds=False, rescale=False,
+                                   xy_coords="center").sel(band="vv").values
+    assert by_odc.shape == by_stackstac.shape == ours.shape == (4, 549, 549)
+    assert np.array_equal(np.where(by_odc == 0, np.float32(np.nan), by_odc), ours, equal_nan=True)
+    assert np.array_equal(np.where(by_stackstac == 0, np.nan, by_stackstac), ours, equal_nan=True)
+
+
 def test_open_timeseries_filters(series):
     from s1tiling.timeseries import open_timeseries
 
@@ -369,7 +389,7 @@ def test_readme_example_runs(series, tmp_path):
 
 def test_the_package_import_stays_light():
     code = ("import sys, s1tiling, s1tiling.pipeline, s1tiling.cli; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'xarray', 'odc', 'zarr', 'pandas'}))")
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'xarray', 'odc', 'stackstac', 'zarr', 'pandas'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
