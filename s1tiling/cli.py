@@ -1,5 +1,6 @@
 """The ``s1tiling`` (alias ``S1Processor``), ``S1LIAMap``, ``S1IAMap`` and ``S1GammaAreaMap``
-commands: the one place failures become exit codes.
+commands, and the sub-commands ``s1tiling catalog OUTPUT`` and ``s1tiling export-zarr OUTPUT``:
+the one place failures become exit codes.
 
 Every option of S1Tiling 1.4.2's programs is accepted with its meaning (``--dryrun``,
 ``--cache-before-ortho/--no-cache-before-ortho``, ``--searched_items_per_page``,
@@ -13,9 +14,10 @@ import argparse
 import contextlib
 import logging
 import signal
+import sys
 import threading
 
-from . import __version__, config, logs, pipeline
+from . import __version__, catalog, config, logs, pipeline, timeseries
 from .errors import ExitCode, S1TilingError, Terminated
 from .pipeline import RunOptions
 
@@ -108,6 +110,10 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
     """Runs the chain (or, for ``prog`` S1LIAMap/S1IAMap/S1GammaAreaMap, makes only those maps) for
     a request file; returns the process exit status."""
     maps = PROGRAMS[prog][1]
+    if prog == "s1tiling" and argv is None:
+        argv = sys.argv[1:]
+    if prog == "s1tiling" and argv and argv[0] in SUBCOMMANDS:
+        return _subcommand(argv[0], argv[1:])
     try:
         args = _parser(prog).parse_args(argv)
     except SystemExit as done:  # --help, --version, or a usage error (status 2)
@@ -184,3 +190,63 @@ def ia_main(argv: list[str] | None = None) -> int:
 def gamma_area_main(argv: list[str] | None = None) -> int:
     """``S1GammaAreaMap``: the gamma area maps of a request file's tiles."""
     return main(argv, "S1GammaAreaMap")
+
+
+#: ``s1tiling <sub-command> ...``: name -> description
+SUBCOMMANDS = {
+    "catalog": "(Re)build OUTPUT/catalog.json, the STAC catalog of the products in the output folder OUTPUT, "
+               "from the files alone (names and GeoTIFF tags; outputs of S1Tiling too).",
+    "export-zarr": "Write or update one Zarr store per tile and relative orbit (OUTPUT/zarr/<tile>_<orbit>.zarr, "
+                   "1x512x512 chunks, and <tile>_<orbit>_time.zarr, 64x128x128 chunks) from the STAC catalog of "
+                   "OUTPUT, appending the dates that arrived since the last export.",
+}
+
+
+def _subcommand_parser(name: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"s1tiling {name}", description=SUBCOMMANDS[name])
+    parser.add_argument("output", metavar="OUTPUT", help="output folder ([Paths] output of the request file)")
+    if name == "catalog":
+        parser.add_argument("--also", metavar="DIR", action="append", default=[],
+                            help="another folder with products of this output (LIA/IA/gamma area maps "
+                                 "kept outside OUTPUT); repeatable")
+        parser.add_argument("--rebuild", action="store_true", help="rewrite every item, not only the changed ones")
+    else:
+        parser.add_argument("--tile", action="append", help="only this tile (repeatable; default: all)")
+        parser.add_argument("--orbit", action="append", type=int, help="only this relative orbit (repeatable)")
+        parser.add_argument("--layout", action="append", choices=sorted(timeseries.ZARR_LAYOUTS),
+                            help="spatial (1x512x512 chunks) or time (64x128x128); default: both")
+        parser.add_argument("--calibration", help="the calibration to export when OUTPUT has several")
+        parser.add_argument("--folder", metavar="DIR", help="where the stores go (default: OUTPUT/zarr)")
+    return parser
+
+
+def _subcommand(name: str, argv: list[str]) -> int:
+    try:
+        args = _subcommand_parser(name).parse_args(argv)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else int(bool(done.code))
+    logs.setup_logging()
+    try:
+        if name == "catalog":
+            report = catalog.update_catalog(args.output, args.also, rebuild=args.rebuild)
+            print(report.summary())
+            return int(ExitCode.TASKS_FAILED) if report.skipped else int(ExitCode.OK)
+        results = timeseries.export_zarr(args.output, args.tile, orbits=args.orbit,
+                                      layouts=args.layout or tuple(timeseries.ZARR_LAYOUTS),
+                                      folder=args.folder, calibration=args.calibration)
+        for result in results:
+            print(f"{result.store}: {result.dates} date(s), {result.added} added"
+                  + (" (rewritten)" if result.rewritten else ""))
+        if not results:
+            logger.error("%s: no acquisition in its STAC catalog to export", args.output)
+            return int(ExitCode.NO_PRODUCT_FOUND)
+        return int(ExitCode.OK)
+    except S1TilingError as err:
+        logger.error("%s", err)
+        return int(err.exit_code)
+    except (FileNotFoundError, LookupError, ValueError, ImportError) as err:
+        logger.error("%s", err)
+        return int(ExitCode.CONFIG_ERROR)
+    except KeyboardInterrupt:
+        logger.error("Interrupted")
+        return INTERRUPTED

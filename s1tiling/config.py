@@ -429,6 +429,7 @@ class ProcessingSettings:
     cache_before_ortho: bool = _option(_boolean, False)
     #: keep the intermediate files of a run (S1Tiling's ``--debug-caches``)
     debug_caches: bool = _option(_boolean, False)
+    output_format: str = _option(_choice("GTiff", "COG", aliases={"GeoTIFF": "GTiff", "tif": "GTiff"}), "GTiff")
     produce_lia_map: bool = _option(_boolean, False)
     ia_maps_to_produce: tuple[str, ...] = _option(_list_of(_choice("deg", "cos", "sin", "tan")), ())
     dem_warp_resampling_method: str = _option(_choice(*GDAL_RESAMPLINGS), "cubic")

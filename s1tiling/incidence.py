@@ -134,7 +134,7 @@ def produce_maps(job: MapJob, context: Context) -> list[str]:
                     **production_tags(_DESCRIPTIONS[kind])}
             writers[kind] = (stack.enter_context(AtomicRasterWriter(
                 path, crs=out.crs, transform=transform, width=cols, height=rows, dtype=dtype, nodata=nodata,
-                creation_options=options, tags=tags)), nodata)
+                creation_options=options, tags=tags, output_format=proc.output_format)), nodata)
         for r0 in range(0, rows, BLOCK_ROWS):
             for c0 in range(0, cols, BLOCK_COLS):
                 h, w = min(BLOCK_ROWS, rows - r0), min(BLOCK_COLS, cols - c0)

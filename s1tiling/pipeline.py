@@ -13,7 +13,8 @@ per job of the plan, each calling its maker with the job and the run's
 - angle and gamma-area maps: :func:`s1tiling.incidence.produce_maps`,
   :func:`s1tiling.terrain_flattening.produce_gamma_area`, before the tile images that need them;
 - tile images: :func:`s1tiling.production.produce` (or the OTB engine's);
-- border masks, quicklooks, filtered images: :func:`s1tiling.derived.make`, after their image.
+- border masks, quicklooks, filtered images: :func:`s1tiling.derived.make`, after their image;
+- at the end, the STAC catalog of the output folder: :func:`s1tiling.catalog.update_catalog`.
 
 Each task first takes the locks of its outputs (:func:`run_locked`, :class:`s1tiling.writing.OutputLock`):
 a run overlapping another on the same outputs waits for what the other is producing, and keeps it.
@@ -49,7 +50,7 @@ from typing import Any
 import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import download, grid, logs
+from . import catalog, download, grid, logs
 from .config import Settings
 from .context import Context
 from .derived import make as make_derived
@@ -227,6 +228,7 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
         remove_replaced([old], new)
     if plan.is_empty:
         logger.info("every requested product is already present: nothing to do")
+        _update_catalog(settings)
         return _exit_code(None, report, unreadable)
     tasks = build_tasks(plan, settings)
     if options.graphs:
@@ -239,6 +241,7 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
         for failed in outcome.failed:
             if failed.details:
                 logger.error("Task %s failed:\n%s", failed.key, failed.details.rstrip())
+    _update_catalog(settings)
     return _exit_code(outcome, report, unreadable)
 
 
@@ -328,6 +331,21 @@ def _worker_rss() -> int:
     import psutil
 
     return int(psutil.Process().memory_info().rss)
+
+
+def _update_catalog(settings: Settings) -> None:
+    """``{output}/catalog.json`` with what the run made (and what was there); a failure is logged,
+    never the run's: the products are complete without it."""
+    paths = settings.paths
+    output = Path(paths.output).resolve()
+    extra = [Path(d).resolve() for d in (paths.lia, paths.ia, paths.gamma_area) if d is not None]
+    extra = [d for d in extra if output not in (d, *d.parents)]
+    try:
+        catalog.update_catalog(output, extra)
+    except ImportError as err:
+        logger.warning("STAC catalog not updated (pystac missing: %s)", err)
+    except Exception as err:  # noqa: BLE001 - a catalog problem must not fail the products made
+        logger.error("STAC catalog of %s not updated: %s: %s", output, type(err).__name__, err)
 
 
 def dry_run(settings: Settings, *, maps: str | None = None) -> str:

@@ -161,7 +161,8 @@ def produce(job: TileJob, context: Context) -> list[str]:
             cleanup_stale_temporaries(Path(image.path).parent)  # what killed runs left
             writers[image.polarisation] = stack.enter_context(AtomicRasterWriter(
                 image.path, crs=out.crs, transform=out.transform, width=out.cols, height=out.rows, dtype=dtype,
-                creation_options=options, tags=tags, replaces=image.replaces))
+                creation_options=options, tags=tags, replaces=image.replaces,
+                output_format=proc.output_format))
         sin_lia = stack.enter_context(rasterio.open(job.sin_lia)) if job.sin_lia else None
         gamma_area = stack.enter_context(rasterio.open(job.gamma_area)) if job.gamma_area else None
         for r0 in range(0, out.rows, block_rows):

@@ -56,7 +56,9 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigurationError, ExitCode, MissingApplicationError, S1TilingError
+from .config import walltime_seconds
+from .errors import ConfigurationError, ExitCode, MissingApplicationError, NoWorkerError, S1TilingError
+from .writing import cleanup_stale_temporaries
 
 if TYPE_CHECKING:  # dask's modules are imported when a run needs them
     from distributed import Client
@@ -701,8 +703,6 @@ def run_temporary_dir(settings: Settings) -> Iterator[Path]:
 def _remove_temporaries_of_dead_processes(settings) -> None:
     """After an interrupted run: the temporaries (``.<name>.<host>.<pid>.<random>.tmp*``) that its
     killed worker processes left in the output, map and cache folders."""
-    from .writing import cleanup_stale_temporaries
-
     paths = settings.paths
     roots = {Path(p) for p in (paths.output, getattr(paths, "lia", None), getattr(paths, "ia", None),
                                getattr(paths, "gamma_area", None), Path(paths.tmp) / "S1") if p}
@@ -810,7 +810,6 @@ def _batch_job_options(settings, *, n_tasks: int | None = None, log_directory: P
         walltime, why = default_walltime(settings, n_tasks)
         logger.info("%s", why)
     elif name == "pbs":  # PBS knows [[HH:]MM:]SS only
-        from .config import walltime_seconds
         walltime = _format_walltime(walltime_seconds(walltime))
     exports = [f"export {k}={v}" for k, v in _worker_environment(settings).items()]
     exports.append("export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{'MALLOC_TRIM_THRESHOLD_': None}\"")
@@ -1010,8 +1009,6 @@ class _ClusterWatch:
     def wait_for_first_worker(self, client) -> None:
         """Returns once a worker joined; raises ConfigurationError (72) when the batch system refused the
         jobs, NoWorkerError (66) when none joined within worker_timeout."""
-        from .errors import NoWorkerError
-
         start = time.monotonic()
         announced = False
         while True:

