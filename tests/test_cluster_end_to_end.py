@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from s1tiling.testing import build_product, write_dem_folder
+from s1tiling.samples.testing import build_product, write_dem_folder
 from shapely.ops import unary_union
 
 from cluster_helpers import (
