@@ -21,7 +21,7 @@ from shapely.ops import unary_union
 
 from . import grid
 from .errors import ProductError
-from .s1.names import ProductName, parse_product_name
+from .s1.names import ProductName, parse_product_name, relative_orbit
 from .s1.product import Product, open_product
 
 logger = logging.getLogger(__name__)
@@ -164,18 +164,61 @@ def _touches(product, tile) -> bool:
     return footprint_in_tile_crs(product, tile).intersects(tile.footprint_utm)
 
 
-def open_matching_products(s1_images: str | Path, request: ProductFilters) -> list[Product]:
-    """Open every local product that passes the request filters; unreadable ones are logged and skipped."""
-    selected = []
+@dataclass(frozen=True)
+class UnreadableProduct:
+    """A local product the request selects by its name but that cannot be read (corrupt or truncated
+    zip, no ``manifest.safe``, a name that does not match its manifest...): its pass is not produced."""
+
+    name: ProductName
+    path: Path
+    problem: str
+
+    @property
+    def pass_key(self) -> tuple[str, str]:
+        """(platform, datatake) of the pass it belongs to, as its name says."""
+        return self.name.platform, self.name.datatake
+
+
+def open_local_products(s1_images, request) -> tuple[list, list[UnreadableProduct]]:
+    """Open every local product that passes the request filters; also return those selected by their
+    name (and, when the name tells it, relative orbit) that cannot be read."""
+    selected, unreadable = [], []
     for path in find_local_products(s1_images):
         parsed = parse_product_name(path)
-        if not name_matches(parsed, request):  # type: ignore[arg-type]  # found products have ESA names
+        if parsed is None or not name_matches(parsed, request):
             continue
         try:
             product = open_product(path)
         except ProductError as err:
-            logger.error("skipping unreadable product: %s", err)
+            orbit = relative_orbit(parsed.platform, parsed.absolute_orbit)
+            if not (request.relative_orbit_list and orbit is not None and orbit not in request.relative_orbit_list):
+                unreadable.append(UnreadableProduct(parsed, path, str(err)))
             continue
         if product_matches(product, request):
             selected.append(product)
+    return selected, unreadable
+
+
+def open_matching_products(s1_images, request) -> list:
+    """Open every local product that passes the request filters; unreadable ones are logged and skipped."""
+    selected, unreadable = open_local_products(s1_images, request)
+    for product in unreadable:
+        logger.error("skipping unreadable product: %s", product.problem)
     return selected
+
+
+def without_unreadable_passes(groups: list[TileGroup], unreadable: list[UnreadableProduct]) -> list[TileGroup]:
+    """The passes none of whose slices is unreadable; each pass left out is logged as an error, naming
+    the product and what is wrong with it (a pass is never made from some of its slices only)."""
+    lost: dict[tuple[str, str], list[UnreadableProduct]] = {}
+    for product in unreadable:
+        lost.setdefault(product.pass_key, []).append(product)
+    kept = []
+    for g in groups:
+        bad = lost.get((g.platform, g.datatake))
+        if bad:
+            logger.error("tile %s: pass %s not produced, it has unreadable slice(s): %s", g.tile, g.key,
+                         "; ".join(p.problem for p in bad))
+        else:
+            kept.append(g)
+    return kept

@@ -105,7 +105,10 @@ def lia_cosines(orbit: ZeroDopplerOrbit, crs: str, transform: Affine, heights: n
 # ---------------------------------------------------------------------------- production
 
 def pass_of(job: MapJob, context: Context) -> tuple[list[Product], ZeroDopplerOrbit]:
-    """The slices of the pass a map job uses (time order) and its zero-Doppler orbit."""
+    """The slices of the pass a map job uses (time order) and its zero-Doppler orbit (that of the
+    job's orbit-file pass when it has no product)."""
+    if not job.products:
+        return [], context.window_orbit(job.platform, job.start, job.stop)[0]
     products = sorted((open_product(p) for p in job.products), key=lambda p: p.start_time)
     return products, context.pass_orbit(products)
 
@@ -118,7 +121,11 @@ def produce_maps(job: MapJob, context: Context) -> list[str]:
     products, orbit = pass_of(job, context)
     common = map_tags(job, products, orbit, context)
     if job.family == "LIA":
-        common.update(DEM_INFO=context.settings.paths.dem_info, **context.dem_tags(job.tile))
+        common["DEM_INFO"] = context.settings.paths.dem_info
+        # S1Tiling's LIA maps name the DEM tiles and how they were resampled
+        common["DEM_LIST"] = context.dem_list(job.tile)
+        common["DEM_RESAMPLING_METHOD"] = proc.dem_warp_resampling_method
+        common.update(context.dem_tags(job.tile))
     with ExitStack() as stack:
         writers = {}
         for kind, path in job.outputs:
@@ -128,7 +135,7 @@ def produce_maps(job: MapJob, context: Context) -> list[str]:
                     **production_tags(_DESCRIPTIONS[kind])}
             writers[kind] = (stack.enter_context(AtomicRasterWriter(
                 path, crs=out.crs, transform=transform, width=cols, height=rows, dtype=dtype, nodata=nodata,
-                creation_options=options, tags=tags)), nodata)
+                creation_options=options, tags=tags, output_format=proc.output_format)), nodata)
         for r0 in range(0, rows, BLOCK_ROWS):
             for c0 in range(0, cols, BLOCK_COLS):
                 h, w = min(BLOCK_ROWS, rows - r0), min(BLOCK_COLS, cols - c0)
@@ -147,10 +154,17 @@ def produce_maps(job: MapJob, context: Context) -> list[str]:
 
 
 def map_tags(job: MapJob, products: list[Product], orbit: ZeroDopplerOrbit, context: Context) -> dict[str, str]:
-    """Metadata shared by the maps of ``job`` (its opened slices in time order, their orbit)."""
-    return {**context.settings.metadata, "FLYING_UNIT_CODE": products[0].flying_unit_code,
-            "IMAGE_TYPE": job.family, "INPUT_S1_IMAGES": ", ".join(p.name for p in products),
-            "ORBIT_DIRECTION": products[0].pass_direction, "ORBIT_SOURCE": orbit.source, "ORTHORECTIFIED": "true",
+    """Metadata shared by the maps of ``job`` (its opened slices in time order, their orbit):
+    ``EOF_FILE`` names the orbit file the maps come from (S1Tiling's key), when there is one."""
+    if products:
+        eof = context.orbit_file_of(products)
+        tags = {"FLYING_UNIT_CODE": products[0].flying_unit_code, "ORBIT_DIRECTION": products[0].pass_direction,
+                "INPUT_S1_IMAGES": ", ".join(p.name for p in products)}
+    else:
+        eof = context.window_orbit(job.platform, job.start, job.stop)[1]
+        tags = {"FLYING_UNIT_CODE": job.platform.lower(), "ORBIT_DIRECTION": job.direction}
+    return {**context.settings.metadata, **tags, **({"EOF_FILE": eof.name} if eof is not None else {}),
+            "IMAGE_TYPE": job.family, "ORBIT_SOURCE": orbit.source, "ORTHORECTIFIED": "true",
             "RELATIVE_ORBIT_NUMBER": f"{job.orbit:03d}", "S2_TILE_CORRESPONDING_CODE": job.tile,
             "SPATIAL_RESOLUTION": str(float(context.processing.output_spatial_resolution))}
 

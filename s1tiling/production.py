@@ -38,7 +38,7 @@ from .plan import CalibrationJob, TileJob, calibrated_path
 from .radiometry import BorderCut, border_cut_params, calibrate, flatten, normlim, pixel_area, radiometric_lut
 from .resampling import margin, sample
 from .s1.product import Product, as_window, open_product
-from .writing import AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for, tile_metadata
+from .writing import AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for, is_complete, tile_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def calibrate_to_cache(job: CalibrationJob, context: Context) -> str:
     proc = context.processing
     product = open_product(job.product)
     path = Path(job.path)
-    if path.exists():
+    if is_complete(path):
         return str(path)
     pol = job.polarisation
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,7 +71,7 @@ def calibrate_to_cache(job: CalibrationJob, context: Context) -> str:
     with warnings.catch_warnings():  # SAR geometry: no map transform
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with AtomicRasterWriter(path, crs=None, transform=Affine.identity(), width=samples, height=lines,
-                                dtype="float32", creation_options=options) as out:
+                                dtype="float32", creation_options=options, cache=True) as out:
             for r0 in range(0, lines, CACHE_STRIP_LINES):
                 window = (r0, 0, min(CACHE_STRIP_LINES, lines - r0), samples)
                 out.write(calibrate(product, pol, window, calibration=lut,
@@ -151,6 +151,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
             tags = tile_metadata(
                 image.product, input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
                 noise_removed=proc.remove_thermal_noise, dem_info=context.settings.paths.dem_info,
+                lower_signal_value=proc.lower_signal_value,
                 interpolator=method, spatial_resolution=resolution, engine="native",
                 orbit_source=slices[0].model.orbit_source,
                 extra={**context.settings.metadata, **dem_tags,
@@ -161,7 +162,8 @@ def produce(job: TileJob, context: Context) -> list[str]:
             cleanup_stale_temporaries(Path(image.path).parent)  # what killed runs left
             writers[image.polarisation] = stack.enter_context(AtomicRasterWriter(
                 image.path, crs=out.crs, transform=out.transform, width=out.cols, height=out.rows, dtype=dtype,
-                creation_options=options, tags=tags))
+                creation_options=options, tags=tags, replaces=image.replaces,
+                output_format=proc.output_format))
         sin_lia = stack.enter_context(rasterio.open(job.sin_lia)) if job.sin_lia else None
         gamma_area = stack.enter_context(rasterio.open(job.gamma_area)) if job.gamma_area else None
         area = _gamma_area_pixel_area(gamma_area, products) if gamma_area is not None else 0.0

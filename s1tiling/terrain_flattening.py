@@ -547,7 +547,8 @@ def produce_gamma_area(job: MapJob, context: Context) -> list[str]:
     block = BLOCK_PIXELS
     row_blocks, col_blocks = _blocks(rows, block), _blocks(cols, block)
     with AtomicRasterWriter(path, crs=out.crs, transform=transform, width=cols, height=rows, dtype=dtype,
-                            nodata=nodata, creation_options=options, tags=tags) as writer:
+                            nodata=nodata, creation_options=options, tags=tags,
+                            output_format=proc.output_format) as writer:
         for r0, h in row_blocks:
             for c0, w in col_blocks:
                 bordered = transform @ Affine.translation(c0 - margin_c, r0 - margin_r)

@@ -323,7 +323,7 @@ def test_exit_status(germany, tmp_path, monkeypatch, capfd, case, status):
         changes.update(dem_dir=tmp_path / "dem")
     elif case == "geoid_file":  # an explicit file that is not there, whatever the system has
         changes.update(geoid_file=tmp_path / "nowhere" / "egm96_15.gtx")
-    else:  # no geoid_file and no geoid anywhere PROJ looks
+    else:  # no geoid_file, no geoid anywhere PROJ looks, and (as from a broken install) none in the package
         import pyproj.datadir
 
         import s1tiling.geometry.geoid as geoid_module
@@ -331,6 +331,7 @@ def test_exit_status(germany, tmp_path, monkeypatch, capfd, case, status):
         empty = tmp_path / "proj"
         empty.mkdir()
         monkeypatch.setattr(geoid_module, "_SYSTEM_PROJ_DIRS", (str(empty),))
+        monkeypatch.setattr(geoid_module, "PACKAGED_GEOID", empty / "not_shipped.tif")  # nor the package's
         monkeypatch.setattr(pyproj.datadir, "get_data_dir", lambda: str(empty))
         monkeypatch.setattr(pyproj.datadir, "get_user_data_dir", lambda *args, **kwargs: str(empty))
         for variable in ("PROJ_DATA", "PROJ_LIB"):
@@ -340,7 +341,7 @@ def test_exit_status(germany, tmp_path, monkeypatch, capfd, case, status):
     assert main([str(cfg)]) == status
     assert list((tmp_path / "out").rglob("*.tif")) == []
     if case == "geoid_file":
-        assert "nowhere" in capfd.readouterr().err
+        assert "nowhere" in capfd.readouterr().out
 
 
 # --------------------------------------------------------------------------- France: point targets

@@ -304,7 +304,7 @@ def test_gamma_naught_rtc_is_refused_by_the_otb_engine_before_any_work(inputs, c
     root, geoid = inputs
     cfg = _request(root, geoid, "rtc", "metadata", TILE, calibration="gamma_naught_rtc", engine="otb")
     assert cli.main([str(cfg)]) == 72
-    assert "calibration = 'gamma_naught_rtc': not supported by the otb engine" in capsys.readouterr().err
+    assert "calibration = 'gamma_naught_rtc': not supported by the otb engine" in capsys.readouterr().out
     assert not (root / "rtc" / TILE).exists()
 
 

@@ -53,11 +53,16 @@ def test_default_tile_names():
 def test_calibration_specific_names():
     normlim = product(times=(T1, T2), calibration="normlim")
     assert normlim.path(dirs=DIRS).name == "s1a_33NWB_vv_DES_007_20200108txxxxxx_NormLim.tif"
-    # S1Tiling's default filtered name for NormLim products
-    assert normlim.path("filtered", dirs=DIRS).name == "s1a_33NWB_vv_DES_007_20200108txxxxxx_NormLim_filtered.tif"
+    # S1Tiling 1.4 (libs/configuration.py, DEFAULT_FNAME_FMTS['filtered_calib']):
+    # '..._{acquisition_stamp}_{calibration_type}_filtered.tif', calibration_type 'Normlim' after NORMLIM
+    assert normlim.path("filtered", dirs=DIRS).name == "s1a_33NWB_vv_DES_007_20200108txxxxxx_Normlim_filtered.tif"
+    # quicklooks carry no calibration suffix
+    assert normlim.path("quicklook", dirs=DIRS).name == "s1a_33NWB_vv_DES_007_20200108txxxxxx_quicklook.jpg"
     rtc = product(calibration="gamma_naught_rtc", polarisation="vh")
     assert rtc.path(dirs=DIRS).name == "s1a_33NWB_vh_DES_007_20200108t044150_GammaNaughtRTC.tif"
     assert rtc.path("mask", dirs=DIRS).name == "s1a_33NWB_vh_DES_007_20200108t044150_GammaNaughtRTC_BorderMask.tif"
+    # the gamma0 RTC step sets calibration_type 'GammaNaughtRTC' (S1Tiling's ApplyGammaNaughtRTCCalibration)
+    assert rtc.path("filtered", dirs=DIRS).name == "s1a_33NWB_vh_DES_007_20200108t044150_GammaNaughtRTC_filtered.tif"
 
 
 def test_map_names():
@@ -101,7 +106,8 @@ def test_parse_output_name_roundtrip():
     for kind in (None, "mask", "filtered", "quicklook"):
         parsed = parse_output_name(merged.path(kind, dirs=DIRS).name)
         assert parsed.kind == (kind or "s2_lia_corrected")
-        assert parsed.fields["tile_kind"] == "s2_lia_corrected"
+        # a quicklook's name does not say its calibration
+        assert parsed.fields["tile_kind"] == ("concatenation" if kind == "quicklook" else "s2_lia_corrected")
         assert parsed.fields["merged"] is True
         assert parsed.fields["acquisition_stamp"] == "20200108txxxxxx"
         assert parsed.fields["orbit"] == "007" and parsed.fields["polarisation"] == "vv"

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import CorruptProductError, ExitCode
-from .gateway import open_gateway, protect_logs, redact
+from .gateway import is_transient as _is_transient, open_gateway, protect_logs, redact
 from .keep import mark_downloaded, prune_downloads
 from .request import DownloadRequest
 from .safe import install, local_product
@@ -84,26 +84,6 @@ class _Outcome(Enum):
     DOWNLOADED = "downloaded"
     OFFLINE = "offline"
     DONE = "done"  # recorded in the report otherwise (corrupt, failed, skipped)
-
-
-def _is_transient(error: BaseException | None) -> bool:
-    """HTTP 5xx/429, timeouts and broken connections, anywhere in the exception chain."""
-    import requests
-
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, (requests.Timeout, requests.ConnectionError,
-                              requests.exceptions.ChunkedEncodingError, TimeoutError, ConnectionError)):
-            return True
-        status = getattr(error, "status_code", None) or getattr(getattr(error, "response", None),
-                                                                 "status_code", None)
-        if isinstance(status, int) and (status >= 500 or status == 429):
-            return True
-        if type(error).__name__ == "TimeOutError":  # eodag.utils.exceptions.TimeOutError
-            return True
-        error = error.__cause__ or error.__context__
-    return False
 
 
 class _Session:

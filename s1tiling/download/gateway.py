@@ -69,8 +69,29 @@ def protect_logs() -> None:
             target.addFilter(_FILTER)
 
 
+def is_transient(error: BaseException | None) -> bool:
+    """HTTP 5xx/429, timeouts and broken connections, anywhere in the exception chain."""
+    import requests
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (requests.Timeout, requests.ConnectionError,
+                              requests.exceptions.ChunkedEncodingError, TimeoutError, ConnectionError)):
+            return True
+        status = getattr(error, "status_code", None) or getattr(getattr(error, "response", None),
+                                                                 "status_code", None)
+        if isinstance(status, int) and (status >= 500 or status == 429):
+            return True
+        if type(error).__name__ == "TimeOutError":  # eodag.utils.exceptions.TimeOutError
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def open_gateway(eodag_config: Path | None = None) -> EODataAccessGateway:
-    """An ``EODataAccessGateway`` reading ``eodag_config`` (None: EODAG's own default lookup).
+    """An ``EODataAccessGateway`` reading ``eodag_config`` (None: EODAG's own default configuration,
+    said in the log).
 
     EODAG's usual environment variables still apply (``EODAG_CFG_DIR``,
     ``EODAG_PROVIDERS_WHITELIST``, ``EODAG_STRICT_COLLECTIONS``, ``EODAG__<PROVIDER>__...``).
@@ -80,7 +101,11 @@ def open_gateway(eodag_config: Path | None = None) -> EODataAccessGateway:
     from eodag.config import EODAGSettings
 
     kwargs: dict[str, Any] = {}
-    if eodag_config is not None:
+    if eodag_config is None:
+        logging.getLogger(__name__).info(
+            "no EODAG configuration file ([DataSource] eodag_config, $EODAG_CFG_FILE, $EODAG_CFG_DIR/eodag.yml, "
+            "~/.config/eodag/eodag.yml): EODAG's own default configuration is used, as S1Tiling does")
+    else:
         path = Path(eodag_config).expanduser()
         if not path.is_file():
             # EODAG would silently create a template there: a typo must not go unnoticed.

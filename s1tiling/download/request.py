@@ -25,7 +25,7 @@ class DownloadRequest:
     last_date: dt.date
     s1_images: Path
     all_tiles: bool = False
-    platform_list: tuple[str, ...] = ("S1A", "S1B", "S1C")
+    platform_list: tuple[str, ...] = ()  # any Sentinel-1 unit
     polarisation: str = "VV-VH"
     orbit_direction: str | None = None
     relative_orbit_list: tuple[int, ...] = ()
@@ -38,6 +38,8 @@ class DownloadRequest:
     max_retries: int = 4
     retry_delay: float = 5.0
     tiles_shapefile: Path | None = None
+    searched_items_per_page: int = 20
+    nb_max_search_retries: int = 5
 
 
 def request_from_settings(settings: Settings) -> DownloadRequest:
@@ -62,4 +64,6 @@ def request_from_settings(settings: Settings) -> DownloadRequest:
         offline_poll_interval=float(source.offline_poll_interval),
         download_keep=int(source.download_keep),
         tiles_shapefile=settings.processing.tiles_shapefile,
+        searched_items_per_page=int(getattr(source, "searched_items_per_page", 20)),
+        nb_max_search_retries=int(getattr(source, "nb_max_search_retries", 5)),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,7 @@ from .. import grid
 from ..discovery import coverage_percent, name_matches, product_matches
 from ..errors import DownloadError
 from ..s1.names import parse_product_name, relative_orbit, strip_suffix
-from .gateway import COLLECTION, open_gateway, redact
+from .gateway import COLLECTION, is_transient, open_gateway, redact
 from .request import DownloadRequest
 from .safe import local_product
 
@@ -136,11 +137,20 @@ def _search_parameters(request: DownloadRequest) -> list[dict]:
 
 
 def _search_area(dag, area: BaseGeometry, request: DownloadRequest, label: str):
+    """The products over ``area``, ``searched_items_per_page`` per page, a search that timed out
+    tried again up to ``nb_max_search_retries`` times (S1Tiling's options of the same names)."""
     for parameters in _search_parameters(request):
-        results = dag.search_all(geom=area, **parameters)
-        errors = getattr(results, "errors", None)
-        if not results and errors:
+        for attempt in range(request.nb_max_search_retries + 1):
+            results = dag.search_all(geom=area, limit=request.searched_items_per_page, **parameters)
+            errors = getattr(results, "errors", None)
+            if results or not errors:
+                break
             provider, error = errors[-1]
+            if attempt < request.nb_max_search_retries and is_transient(error):
+                logger.warning("searching %s over tile %s failed on %s (%s); retry %d/%d", COLLECTION, label,
+                               provider, type(error).__name__, attempt + 1, request.nb_max_search_retries)
+                time.sleep(min(2.0 ** attempt, 30.0))
+                continue
             raise DownloadError(f"searching {COLLECTION} over tile {label} failed on provider "
                                 f"{provider}: {type(error).__name__}: {redact(str(error))[:300]}")
         yield from results

@@ -49,13 +49,15 @@ Vector3 = tuple[float, float, float]
 class StateVectors:
     """Orbit state vectors: times (datetime64[ns], N), positions and velocities (N x 3, ECEF metres).
 
-    ``source`` says where they come from: ``annotation``, ``POEORB`` or ``RESORB``.
+    ``source`` says where they come from: ``annotation``, ``POEORB`` or ``RESORB``;
+    ``absolute_orbits`` (N, or None): the absolute orbit of each vector, as orbit files give it.
     """
 
     times: np.ndarray
     positions: np.ndarray
     velocities: np.ndarray
     source: str = "annotation"
+    absolute_orbits: np.ndarray | None = None
 
 
 class Orbit:
@@ -184,6 +186,8 @@ _EOF_NAME = re.compile(
     r"_V(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})\.EOF$",
     re.IGNORECASE,
 )
+#: the name of an orbit file: platform, kind (POEORB/RESORB), production, validity start and stop
+EOF_NAME = _EOF_NAME
 
 
 def _eof_time(text: str) -> np.datetime64:
@@ -221,13 +225,15 @@ def read_eof(path: str | Path) -> StateVectors:
     source = next((k for k in ("POEORB", "RESORB") if k in file_type.upper()), None)
     if source is None:
         raise ProductError(path.name, path, "neither a POEORB nor a RESORB orbit file")
-    times, states = [], []
+    times, states, orbits = [], [], []
     for osv in root.iter("OSV"):
         fields = [osv.findtext(tag) for tag in ("UTC", "X", "Y", "Z", "VX", "VY", "VZ")]
         if any(f is None or not f.strip() for f in fields):
             continue  # truncated vector
         times.append(_eof_time(fields[0]))
         states.append([float(f) for f in fields[1:]])
+        orbit = (osv.findtext("Absolute_Orbit") or "").strip()
+        orbits.append(int(orbit) if orbit.lstrip("+-").isdigit() else -1)
     if not states:
         raise ProductError(path.name, path, "no complete orbit state vector (<OSV>) in the file")
     declared = root.find(".//List_of_OSVs")
@@ -237,7 +243,9 @@ def read_eof(path: str | Path) -> StateVectors:
     state_array = np.array(states)
     time_array, unique = np.unique(time_array, return_index=True)
     state_array = state_array[unique]
-    return StateVectors(times=time_array, positions=state_array[:, :3], velocities=state_array[:, 3:], source=source)
+    absolute = np.array(orbits, dtype=np.int64)[unique]
+    return StateVectors(times=time_array, positions=state_array[:, :3], velocities=state_array[:, 3:], source=source,
+                        absolute_orbits=None if np.any(absolute < 0) else absolute)
 
 
 def select_state_vectors(vectors: StateVectors, start: TimeLike, stop: TimeLike,
@@ -265,7 +273,8 @@ def select_state_vectors(vectors: StateVectors, start: TimeLike, stop: TimeLike,
             f"the {vectors.source} state vectors have a gap of {steps.max():.0f} s around {start} .. {stop}"
         )
     return StateVectors(
-        times=kept, positions=vectors.positions[keep], velocities=vectors.velocities[keep], source=vectors.source
+        times=kept, positions=vectors.positions[keep], velocities=vectors.velocities[keep], source=vectors.source,
+        absolute_orbits=None if vectors.absolute_orbits is None else vectors.absolute_orbits[keep],
     )
 
 

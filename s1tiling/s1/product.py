@@ -33,7 +33,7 @@ from ..geometry.sar_model import SarModel
 from .annotation import ProductAnnotation, parse_annotation
 from .luts import CalibrationLUTs, NoiseLUTs, parse_calibration, parse_noise
 from .manifest import FILE_KINDS, Manifest, parse_manifest
-from .names import PRODUCT_NAME
+from .names import POLARISATIONS, PRODUCT_NAME, strip_suffix
 
 MEASUREMENT_DTYPE = "uint16"
 
@@ -123,6 +123,7 @@ class Product:
         safe_name = self._files.safe_name
         self.name = safe_name[: -len(".SAFE")] if safe_name.endswith(".SAFE") else safe_name
         self.manifest: Manifest = self._parse("manifest.safe", parse_manifest)
+        self._check_identity()
         self._annotations: dict[str, ProductAnnotation] = {}
         self._calibrations: dict[str, CalibrationLUTs] = {}
         self._noises: dict[str, NoiseLUTs] = {}
@@ -174,6 +175,57 @@ class Product:
             return self.manifest.file(kind, pol)
         except KeyError as exc:
             raise self._error("manifest.safe", exc.args[0]) from None
+
+    # ------------------------------------------------------------------ identity
+
+    def _check_identity(self) -> None:
+        """The fields of the product's name (and of its zip's name) must be those of its manifest:
+        a product whose name lies about what it holds is corrupt (its name decides output names)."""
+        m = self.manifest
+        for name, where in ((self.name, f"{self.name}.SAFE"), (strip_suffix(self.path.name), self.path.name)):
+            fields = PRODUCT_NAME.match(name)
+            if fields is None:
+                continue
+            problems = []
+            if fields["platform"] != m.platform:
+                problems.append(f"platform {fields['platform']} (manifest: {m.platform})")
+            if fields["mode"] != m.swath:
+                problems.append(f"mode {fields['mode']} (manifest: {m.swath})")
+            for field, when in (("start", m.start_time), ("stop", m.stop_time)):
+                named = dt.datetime.strptime(fields[field], "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
+                if abs((when - named).total_seconds()) >= 1:
+                    problems.append(f"{field} time {fields[field]} (manifest: {when:%Y-%m-%dT%H:%M:%S.%f})")
+            if int(fields["orbit"]) != m.absolute_orbit:
+                problems.append(f"absolute orbit {fields['orbit']} (manifest: {m.absolute_orbit})")
+            if fields["datatake"] != f"{m.mission_datatake_id:06X}":
+                problems.append(f"datatake {fields['datatake']} (manifest: {m.mission_datatake_id:06X})")
+            if set(POLARISATIONS[fields["pols"]]) != set(m.polarisations):
+                problems.append(f"polarisations {'/'.join(POLARISATIONS[fields['pols']])} "
+                                f"(manifest: {'/'.join(m.polarisations)})")
+            if name != self.name and name != strip_suffix(self.name):
+                problems.append(f"it holds {self.name}.SAFE")
+            if problems:
+                raise self._error("manifest.safe", f"{where} does not match its manifest: {'; '.join(problems)}")
+
+    def _check_annotation(self, relative: str, annotation: ProductAnnotation) -> None:
+        """An annotation must describe this product: platform, absolute orbit, datatake, swath, times."""
+        m = self.manifest
+        problems = []
+        if annotation.mission.upper() != m.platform:
+            problems.append(f"mission {annotation.mission} (manifest: {m.platform})")
+        if annotation.absolute_orbit != m.absolute_orbit:
+            problems.append(f"absolute orbit {annotation.absolute_orbit} (manifest: {m.absolute_orbit})")
+        if annotation.mission_datatake_id != m.mission_datatake_id:
+            problems.append(f"datatake {annotation.mission_datatake_id} (manifest: {m.mission_datatake_id})")
+        if annotation.swath.upper() != m.swath.upper():
+            problems.append(f"swath {annotation.swath} (manifest: {m.swath})")
+        start = np.datetime64(m.start_time.replace(tzinfo=None), "ns") - np.timedelta64(1, "s")
+        stop = np.datetime64(m.stop_time.replace(tzinfo=None), "ns") + np.timedelta64(1, "s")
+        if not (start <= annotation.start_time <= stop and start <= annotation.stop_time <= stop):
+            problems.append(f"times {annotation.start_time}..{annotation.stop_time} outside the product's "
+                            f"{m.start_time:%Y-%m-%dT%H:%M:%S.%f}..{m.stop_time:%Y-%m-%dT%H:%M:%S.%f}")
+        if problems:
+            raise self._error(relative, f"does not describe {self.name}: {'; '.join(problems)}")
 
     # ------------------------------------------------------------------ manifest fields
 
@@ -259,6 +311,7 @@ class Product:
             annotation = self._parse(relative, parse_annotation)
             if annotation.polarisation.upper() != pol:
                 raise self._error(relative, f"annotates polarisation {annotation.polarisation}, not {pol}")
+            self._check_annotation(relative, annotation)
             self._annotations[pol] = annotation
         return self._annotations[pol]
 
