@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,7 @@ from rasterio.windows import Window
 
 from .context import Context
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
+from .geometry.layover import OUTSIDE, layover_shadow, reach
 from .geometry.zero_doppler import ZeroDopplerOrbit
 from .plan import MapJob
 from .s1.product import Product, open_product
@@ -115,6 +117,9 @@ def pass_of(job: MapJob, context: Context) -> tuple[list[Product], ZeroDopplerOr
 
 def produce_maps(job: MapJob, context: Context) -> list[str]:
     """Compute and write the IA or LIA maps of ``job``; return the paths written."""
+    job, masks = split_layover_shadow(job, context)
+    if not job.outputs:
+        return masks
     proc = context.processing
     out = context.output_grid(job.tile)
     transform, rows, cols = out.transform, out.rows, out.cols
@@ -150,7 +155,7 @@ def produce_maps(job: MapJob, context: Context) -> list[str]:
                     writer.write(_encode(kind, cosines, writer.dtype, nodata), Window(c0, r0, w, h))
     written = [path for _, path in job.outputs]
     logger.info("%s orbit %03d: wrote %s", job.tile, job.orbit, ", ".join(Path(p).name for p in written))
-    return written
+    return written + masks
 
 
 def map_tags(job: MapJob, products: list[Product], orbit: ZeroDopplerOrbit, context: Context) -> dict[str, str]:
@@ -202,3 +207,69 @@ def _encode(kind: str, cosines: np.ndarray, dtype: str, nodata: float) -> np.nda
         with np.errstate(divide="ignore", invalid="ignore"):
             values = sines if kind.startswith("sin") else sines / c
     return np.where(np.isnan(cosines), nodata, values)
+
+
+# ---------------------------------------------------------------------------- layover and shadow
+
+#: the kind of the layover and shadow mask among a map job's outputs (LIA or GAMMA_AREA family)
+LAYOVER_SHADOW = "LAYOVER_SHADOW"
+_MASK_DESCRIPTION = "layover (1) and shadow (2) bits on S2 grid"
+_MASK_BLOCK = 1024
+
+
+def split_layover_shadow(job: MapJob, context: Context) -> tuple[MapJob, list[str]]:
+    """Write the ``LAYOVER_SHADOW`` output of a map job, if it has one; return the job without it
+    and the paths written."""
+    masks = [path for kind, path in job.outputs if kind == LAYOVER_SHADOW]
+    for path in masks:
+        produce_layover_shadow(job, context, path)
+    return replace(job, outputs=tuple(o for o in job.outputs if o[0] != LAYOVER_SHADOW)), masks
+
+
+def produce_layover_shadow(job: MapJob, context: Context, path: str) -> None:
+    """Compute and write the layover and shadow mask of a job's pass over its tile
+    (:mod:`s1tiling.geometry.layover`: uint8, bit 1 layover, bit 2 shadow, 255 where the orbit
+    does not see the pixel), each block with a border as wide as the terrain's layover and shadow
+    reach."""
+    proc = context.processing
+    out = context.output_grid(job.tile)
+    transform, rows, cols = out.transform, out.rows, out.cols
+    resolution = float(proc.output_spatial_resolution)
+    products, orbit = pass_of(job, context)
+    relief, low, high = _relief_and_incidences(context, out, orbit)
+    border = math.ceil(reach(relief, low, high) / resolution) + 3
+    tags = {**map_tags(job, products, orbit, context), "DEM_INFO": context.settings.paths.dem_info,
+            **context.dem_tags(job.tile), "IMAGE_TYPE": LAYOVER_SHADOW, "DATA_TYPE": "layover and shadow bits",
+            "LAYOVER_BIT": "1", "SHADOW_BIT": "2", **production_tags(_MASK_DESCRIPTION)}
+    with AtomicRasterWriter(path, crs=out.crs, transform=transform, width=cols, height=rows, dtype="uint8",
+                            nodata=OUTSIDE, creation_options={"COMPRESS": "DEFLATE"}, tags=tags,
+                            output_format=proc.output_format) as writer:
+        for r0 in range(0, rows, _MASK_BLOCK):
+            for c0 in range(0, cols, _MASK_BLOCK):
+                h, w = min(_MASK_BLOCK, rows - r0), min(_MASK_BLOCK, cols - c0)
+                bordered = transform @ Affine.translation(c0 - border - 1, r0 - border - 1)
+                shape = (h + 2 * border + 2, w + 2 * border + 2)
+                heights = context.dem.heights_on_grid(out.crs, bordered, shape, context.dem_resampling,
+                                                      geoid=context.geoid)
+                lon, lat = pixel_lonlat(out.crs, bordered, shape)
+                mask = layover_shadow(orbit, lat, lon, heights, resolution)
+                writer.write(mask[border:border + h, border:border + w], Window(c0, r0, w, h))
+    logger.info("%s orbit %03d: wrote %s", job.tile, job.orbit, Path(path).name)
+
+
+def _relief_and_incidences(context: Context, out, orbit: ZeroDopplerOrbit) -> tuple[float, float, float]:
+    """Relief (m: the highest minus the lowest ellipsoidal height of the tile and 5 km around it,
+    from a 600 m sample, widened by 10 % and 20 m) and the smallest and largest ellipsoid incidence
+    angles (radians) over the tile."""
+    step, around = 600.0, 5000.0
+    t = out.transform
+    width, height = out.cols * t.a, out.rows * -t.e
+    coarse = Affine(step, 0, t.c - around, 0, -step, t.f + around)
+    shape = (math.ceil((height + 2 * around) / step) + 1, math.ceil((width + 2 * around) / step) + 1)
+    heights = context.dem.heights_on_grid(out.crs, coarse, shape, "nearest", geoid=context.geoid)
+    relief = 1.1 * float(np.ptp(heights)) + 20.0
+    cosines = ia_cosines(orbit, out.crs, Affine(width / 8, 0, t.c, 0, -height / 8, t.f), (9, 9))
+    angles = np.arccos(np.clip(cosines[np.isfinite(cosines)], -1, 1))
+    if not angles.size:
+        return relief, math.radians(20.0), math.radians(50.0)
+    return relief, float(angles.min()), float(angles.max())

@@ -184,7 +184,8 @@ def build_tasks(plan: Plan, settings: Settings) -> list[Task]:
     tasks += [Task(key=c.key, func=run_locked, args=locked(calibrate_to_cache, c), kind="calibrate")
               for c in plan.calibrations]
     tasks += [Task(key=job.key, func=run_locked, args=locked(make_tile, job), kind="ortho",
-                   deps=tuple(map_keys[m] for m in (job.sin_lia, job.gamma_area) if m in map_keys)
+                   deps=tuple(map_keys[m] for m in (job.sin_lia, job.gamma_area, job.layover_shadow)
+                                                       if m in map_keys)
                    + tuple(calibration_keys[p, pol] for p in job.products for pol in job.polarisations
                            if (p, pol) in calibration_keys))
               for job in plan.tile_jobs]

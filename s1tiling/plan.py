@@ -87,6 +87,7 @@ class TileJob:
     sin_lia: str | None = None
     gamma_area: str | None = None
     cached: bool = False
+    layover_shadow: str | None = None  # the mask applied as no-data (``mask_layover_shadow``)
 
     @property
     def key(self) -> str:
@@ -248,10 +249,11 @@ def map_kinds(settings: Settings, family: str) -> tuple[str, ...]:
     """Kinds of the maps a run makes: ``sin_LIA`` (+ ``LIA`` with ``produce_lia_map``), the
     IA maps of ``ia_maps_to_produce`` (``IA`` when it is empty), or ``GAMMA_AREA``."""
     proc = settings.processing
+    mask = ("LAYOVER_SHADOW",) if proc.produce_layover_shadow_mask or proc.mask_layover_shadow else ()
     if family == "GAMMA_AREA":
-        return ("GAMMA_AREA",)
+        return ("GAMMA_AREA", *mask)
     if family == "LIA":
-        return ("sin_LIA", "LIA") if proc.produce_lia_map else ("sin_LIA",)
+        return ("sin_LIA", "LIA", *mask) if proc.produce_lia_map else ("sin_LIA", *mask)
     return tuple(IA_KINDS[k] for k in proc.ia_maps_to_produce) or ("IA",)
 
 
@@ -259,7 +261,8 @@ def map_path(settings: Settings, kind: str, group: TileGroup | OrbitFilePass) ->
     """Path of the ``kind`` map (``LIA``, ``sin_LIA``, ``IA``, ``cos_IA``..., ``GAMMA_AREA``) of a
     pass's relative orbit and tile."""
     proc = settings.processing
-    naming_kind, field = _NAMING[kind if kind == "GAMMA_AREA" else "LIA" if kind.endswith("LIA") else "IA"]
+    naming_kind, field = _NAMING[kind if kind == "GAMMA_AREA" else "LIA" if kind.endswith("LIA")
+                                 or kind == "LAYOVER_SHADOW" else "IA"]
     fields = {field: kind, "tile_name": group.tile, "orbit": f"{group.relative_orbit:03d}",
               "flying_unit_code": group.platform.lower(), "orbit_direction": group.pass_direction}
     return product_path(naming_kind, fields, proc.fname_fmt, proc.dname_fmt, layout(settings.paths))
@@ -296,8 +299,10 @@ def tile_job(settings: Settings, group: TileGroup, polarisations: Iterable[str] 
                                 tuple((replaces or {}).get(pol.upper(), ()))))
     sin_lia = str(map_path(settings, "sin_LIA", group)) if proc.calibration == "normlim" else None
     gamma_area = str(map_path(settings, "GAMMA_AREA", group)) if proc.calibration == "gamma_naught_rtc" else None
+    mask = (str(map_path(settings, "LAYOVER_SHADOW", group))
+            if proc.mask_layover_shadow and (sin_lia or gamma_area) else None)
     return TileJob(group.tile, tuple(str(p.path) for p in group.products), tuple(images), sin_lia, gamma_area,
-                   cached=cached)
+                   cached=cached, layover_shadow=mask)
 
 
 # ---------------------------------------------------------------------------- plans

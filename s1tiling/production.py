@@ -156,7 +156,8 @@ def produce(job: TileJob, context: Context) -> list[str]:
                 orbit_source=slices[0].model.orbit_source,
                 extra={**context.settings.metadata, **dem_tags,
                        **({"LIA_FILE": Path(job.sin_lia).name} if job.sin_lia else {}),
-                       **({"GAMMA_AREA_FILE": Path(job.gamma_area).name} if job.gamma_area else {})},
+                       **({"GAMMA_AREA_FILE": Path(job.gamma_area).name} if job.gamma_area else {}),
+                       **({"LAYOVER_SHADOW_FILE": Path(job.layover_shadow).name} if job.layover_shadow else {})},
             )
             Path(image.path).parent.mkdir(parents=True, exist_ok=True)
             cleanup_stale_temporaries(Path(image.path).parent)  # what killed runs left
@@ -167,6 +168,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
         sin_lia = stack.enter_context(rasterio.open(job.sin_lia)) if job.sin_lia else None
         gamma_area = stack.enter_context(rasterio.open(job.gamma_area)) if job.gamma_area else None
         area = _gamma_area_pixel_area(gamma_area, products) if gamma_area is not None else 0.0
+        hidden = stack.enter_context(rasterio.open(job.layover_shadow)) if job.layover_shadow else None
         for r0 in range(0, out.rows, block_rows):
             for c0 in range(0, out.cols, block_cols):
                 h, w = min(block_rows, out.rows - r0), min(block_cols, out.cols - c0)
@@ -181,6 +183,9 @@ def produce(job: TileJob, context: Context) -> list[str]:
                     ratio = gamma_area.read(1, window=window, masked=True).filled(np.nan)
                     blocks = {pol: flatten(v, ratio, area, proc.lower_signal_value, proc.min_gamma_area,
                                            proc.calibration_factor) for pol, v in blocks.items()}
+                if hidden is not None:  # layover or shadow (bits 1, 2; 255: not seen) -> no-data
+                    bits = hidden.read(1, window=window)
+                    blocks = {pol: np.where((bits & 3) != 0, np.float32(0), v) for pol, v in blocks.items()}
                 for pol, values in blocks.items():
                     writers[pol].write(values, window)
     written = [image.path for image in job.images]

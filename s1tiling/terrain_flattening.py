@@ -78,7 +78,7 @@ from .context import Context
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
 from .geometry.orbit import orbit_state
 from .geometry.zero_doppler import ZeroDopplerOrbit, zero_doppler
-from .incidence import map_tags, pass_of
+from .incidence import map_tags, pass_of, split_layover_shadow
 from .plan import MapJob
 from .radiometry import pixel_area
 from .writing import AtomicRasterWriter, creation_options_for, production_tags
@@ -524,7 +524,11 @@ def block_margins(relief: float, min_incidence: float, range_direction: tuple[fl
 
 
 def produce_gamma_area(job: MapJob, context: Context) -> list[str]:
-    """Compute and write the gamma area map of ``job`` (family ``GAMMA_AREA``); return its path."""
+    """Compute and write the gamma area map of ``job`` (family ``GAMMA_AREA``, and its layover and
+    shadow mask when it has one); return the paths written."""
+    job, masks = split_layover_shadow(job, context)
+    if not job.outputs:
+        return masks
     proc = context.processing
     resolution = proc.output_spatial_resolution
     k = proc.gamma_area_oversampling
@@ -561,7 +565,7 @@ def produce_gamma_area(job: MapJob, context: Context) -> list[str]:
                 ratio[np.isnan(ratio)] = nodata
                 writer.write(ratio.astype(np.float32), Window(c0, r0, w, h))
     logger.info("%s orbit %03d: wrote %s", job.tile, job.orbit, Path(path).name)
-    return [path]
+    return [path] + masks
 
 
 #: Pixel size (m) of the DEM sample giving a tile's relief.
