@@ -9,6 +9,7 @@ from .context import Context
 from .engines import otb_production
 from .filtering import filter_file
 from .masks import border_mask_file
+from .multitemporal import quegan_file
 from .plan import DerivedJob
 from .quicklook import write_quicklook
 from .writing import creation_options_for, remove_replaced
@@ -28,6 +29,11 @@ def make(job: DerivedJob, context: Context) -> str:
     elif job.kind == "quicklook":
         scale = getattr(settings.quicklook, f"scale_{_polarisation(source)}", 0.5)
         write_quicklook(source, out, ratio_percent=settings.quicklook.ratio, scale=scale)
+    elif job.kind == "filtered" and settings.filtering.filter == "quegan":
+        f = settings.filtering
+        quegan_file([*job.earlier, source], out, f.window_radius, f.quegan_estimator, deramp=f.deramp,
+                    nblooks=f.nblooks, creation_options=creation_options_for("filtered", options),
+                    output_format=settings.processing.output_format)
     elif job.kind == "filtered":
         f = settings.filtering
         filter_file(source, out, f.filter, f.window_radius, deramp=f.deramp, nblooks=f.nblooks,

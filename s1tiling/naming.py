@@ -97,6 +97,8 @@ KIND_FOLDER: dict[str, str] = {
 #: kinds whose name derives from the tile product's name (field ``rootname``)
 DERIVED_KINDS = ("mask", "filtered", "quicklook")
 
+#: the end of the default names of multitemporally filtered images (``filter = quegan``)
+QUEGAN_SUFFIX = "_quegan_filtered.tif"
 #: S1Tiling's default filtered name after NORMLIM and gamma0 RTC calibration (``filtered_calib``)
 FILTERED_CALIBRATED_FMT = _TILE_STEM + "_{calibration_type}_filtered.tif"
 
@@ -273,6 +275,10 @@ class TileProduct:
             raise ValueError(f"{kind!r} is not a product derived from a tile ({', '.join(DERIVED_KINDS)})")
         if kind == "filtered" and self.kind != "concatenation" and "filtered" not in (fname_fmt or {}):
             fname_fmt = {**(fname_fmt or {}), "filtered": FILTERED_CALIBRATED_FMT}
+        if kind == "filtered" and filter_method == "quegan" and "filtered" not in (fname_fmt or {}):
+            # the multitemporal filter's images have names of their own (``..._quegan_filtered.tif``)
+            base = (fname_fmt or {}).get("filtered", DEFAULT_FNAME_FMT["filtered"])
+            fname_fmt = {**(fname_fmt or {}), "filtered": base.replace("_filtered.tif", QUEGAN_SUFFIX)}
         polarless = re.sub(r"(?i)_(hh|hv|vh|vv)_", "_", tile.name, count=1)
         return product_path(kind, {**fields, "rootname": _stem(tile.name), "basename": tile.name,
                                    "polarless_basename": polarless, "polarless_rootname": _stem(polarless)},
@@ -395,7 +401,7 @@ _TILE_RE = re.compile(
     r"^(?P<rootname>(?P<flying_unit_code>s1[a-z])_(?P<tile_name>\d{2}[A-Z]{3})_(?P<polarisation>[hv]{2})"
     r"_(?P<orbit_direction>ASC|DES)_(?P<orbit>\d{3})_(?P<acquisition_stamp>\d{8}t(?:\d{6}|x{6}))"
     r"(?P<calibration>_NormLim|_GammaNaughtRTC|_Normlim)?)"
-    r"(?P<derived>_BorderMask\.tif|_filtered\.tif|_quicklook\.jpg|\.tif)$")
+    r"(?P<derived>_BorderMask\.tif|_quegan_filtered\.tif|_filtered\.tif|_quicklook\.jpg|\.tif)$")
 _MAP_RES = {
     "lia_product": re.compile(r"^(?P<LIA_kind>LIA|sin_LIA|LAYOVER_SHADOW)"
                               r"_(?P<tile_name>\d{2}[A-Z]{3})_(?P<orbit>\d{3})\.tif$"),
@@ -403,7 +409,8 @@ _MAP_RES = {
                              r"_(?P<tile_name>\d{2}[A-Z]{3})_(?P<orbit>\d{3})\.tif$"),
     "gamma_area": re.compile(r"^GAMMA_AREA_(?P<tile_name>\d{2}[A-Z]{3})_(?P<orbit>\d{3})\.tif$"),
 }
-_DERIVED_SUFFIX = {"_BorderMask.tif": "mask", "_filtered.tif": "filtered", "_quicklook.jpg": "quicklook"}
+_DERIVED_SUFFIX = {"_BorderMask.tif": "mask", "_filtered.tif": "filtered", "_quegan_filtered.tif": "filtered",
+                   "_quicklook.jpg": "quicklook"}
 _CALIBRATION_SUFFIX = {None: "concatenation", "_NormLim": "s2_lia_corrected", "_Normlim": "s2_lia_corrected",
                        "_GammaNaughtRTC": "s2_gamma_area_corrected"}
 

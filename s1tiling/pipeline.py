@@ -189,8 +189,8 @@ def build_tasks(plan: Plan, settings: Settings) -> list[Task]:
                    + tuple(calibration_keys[p, pol] for p in job.products for pol in job.polarisations
                            if (p, pol) in calibration_keys))
               for job in plan.tile_jobs]
-    tasks += [Task(key=d.key, func=run_locked, args=locked(make_derived, d), deps=(d.after,) if d.after else (),
-                   kind=d.kind)
+    tasks += [Task(key=d.key, func=run_locked, args=locked(make_derived, d),
+                   deps=((d.after,) if d.after else ()) + d.earlier_after, kind=d.kind)
               for d in plan.derived]
     return tasks
 

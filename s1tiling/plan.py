@@ -22,12 +22,13 @@ makers (:mod:`s1tiling.production`, :mod:`s1tiling.incidence`, :mod:`s1tiling.te
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import ProcessingSettings
-from .naming import TileProduct, layout, product_path
+from .naming import TileProduct, layout, parse_output_name, product_path
 from .s1.names import parse_product_name
 
 if TYPE_CHECKING:
@@ -169,6 +170,10 @@ class DerivedJob:
     path: str
     after: str | None = None
     replaces: tuple[str, ...] = ()
+    #: ``filter = quegan``: the images of the earlier dates of its window (time order) and the keys
+    #: of the jobs making those of them this run makes
+    earlier: tuple[str, ...] = ()
+    earlier_after: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -358,7 +363,9 @@ def plan_products(settings: Settings, groups: Sequence[TileGroup], present: Pres
     proc = settings.processing
     rtc = proc.calibration == "gamma_naught_rtc"
     needs_maps = proc.calibration in ("normlim", "gamma_naught_rtc")
-    drop_unfiltered = settings.filtering.filter != "none" and not settings.filtering.keep_non_filtered_products
+    # the multitemporal filter reads the unfiltered images of earlier dates: they stay
+    drop_unfiltered = (settings.filtering.filter not in ("none", "quegan")
+                       and not settings.filtering.keep_non_filtered_products)
     cache_before_ortho = proc.cache_before_ortho and proc.engine != "otb"
     wanted = [kind for kind, on in zip(DERIVED_KINDS, (settings.mask.generate_border_mask,
                                                        settings.quicklook.generate,
@@ -420,10 +427,36 @@ def plan_products(settings: Settings, groups: Sequence[TileGroup], present: Pres
                 else:  # made again with its image
                     after = job.key if job is not None and source in made_now else None
                     derived.append(DerivedJob(kind, source, str(out), after, tuple(old[pol].get(kind, ()))))
+    if settings.filtering.filter == "quegan":
+        derived = _quegan_windows(settings, derived, tile_jobs)
     map_jobs, maps_present = plan_maps(settings, map_groups, "GAMMA_AREA" if rtc else "LIA", present)
     return Plan(passes=tuple(groups), tile_jobs=tuple(tile_jobs), map_jobs=tuple(map_jobs),
                 calibrations=tuple(calibrations), derived=tuple(derived), present=tuple(kept + maps_present),
                 transient=tuple(transient), superseded=tuple(superseded))
+
+
+def _quegan_windows(settings: Settings, derived: list[DerivedJob], tile_jobs: list[TileJob]) -> list[DerivedJob]:
+    """The filtered jobs with the window of dates of the multitemporal filter: the ``quegan_dates
+    - 1`` images before theirs of the same tile, orbit, polarisation and calibration, among those
+    on disk and those this run makes (and the keys of the jobs making them)."""
+    made = {image.path: job.key for job in tile_jobs for image in job.images}
+    out = []
+    for d in derived:
+        source = Path(d.source)
+        parsed = parse_output_name(source.name)
+        if d.kind != "filtered" or parsed is None:  # names of the user's own templates: the image alone
+            out.append(d)
+            continue
+        stamp = parsed.fields["acquisition_stamp"]
+        pattern = str(source.parent / source.name.replace(stamp, "*"))
+        dated = []
+        for path in {str(p) for p in source.parent.glob(Path(pattern).name)} | {p for p in made if fnmatch(p, pattern)}:
+            other = parse_output_name(Path(path).name)
+            if other is not None and other.kind == parsed.kind and other.fields["acquisition_stamp"] < stamp:
+                dated.append((other.fields["acquisition_stamp"], path))
+        before = [path for _, path in sorted(dated)][len(dated) - settings.filtering.quegan_dates + 1:]
+        out.append(replace(d, earlier=tuple(before), earlier_after=tuple(made[p] for p in before if p in made)))
+    return out
 
 
 def _old_outputs(settings: Settings, group: TileGroup, polarisation: str) -> dict[str | None, tuple[str, ...]]:
