@@ -217,13 +217,47 @@ _MASK_DESCRIPTION = "layover (1) and shadow (2) bits on S2 grid"
 _MASK_BLOCK = 1024
 
 
+#: the kind of the map of the DEM heights used (ellipsoidal, m; ``produce_ard_layers``)
+DEM_HEIGHT = "DEM_HEIGHT"
+
+
 def split_layover_shadow(job: MapJob, context: Context) -> tuple[MapJob, list[str]]:
-    """Write the ``LAYOVER_SHADOW`` output of a map job, if it has one; return the job without it
-    and the paths written."""
-    masks = [path for kind, path in job.outputs if kind == LAYOVER_SHADOW]
-    for path in masks:
-        produce_layover_shadow(job, context, path)
-    return replace(job, outputs=tuple(o for o in job.outputs if o[0] != LAYOVER_SHADOW)), masks
+    """Write the ``LAYOVER_SHADOW`` and ``DEM_HEIGHT`` outputs of a map job, if it has them;
+    return the job without them and the paths written."""
+    written = []
+    for kind, path in job.outputs:
+        if kind == LAYOVER_SHADOW:
+            produce_layover_shadow(job, context, path)
+        elif kind == DEM_HEIGHT:
+            produce_dem_heights(job, context, path)
+        else:
+            continue
+        written.append(path)
+    return replace(job, outputs=tuple(o for o in job.outputs if o[0] not in (LAYOVER_SHADOW, DEM_HEIGHT))), written
+
+
+def produce_dem_heights(job: MapJob, context: Context, path: str) -> None:
+    """Write the ellipsoidal heights (m, float32; DEM with its voids filled, plus the geoid) the
+    maps of a tile are computed from, on the tile's grid."""
+    proc = context.processing
+    out = context.output_grid(job.tile)
+    dtype, options = creation_options_for("gamma_area", {})
+    tags = {**context.settings.metadata, "IMAGE_TYPE": DEM_HEIGHT, "DATA_TYPE": "ellipsoidal height (m)",
+            "HEIGHT_REFERENCE": "WGS84 ellipsoid", "S2_TILE_CORRESPONDING_CODE": job.tile,
+            "DEM_INFO": context.settings.paths.dem_info, "DEM_LIST": context.dem_list(job.tile),
+            "DEM_RESAMPLING_METHOD": proc.dem_warp_resampling_method, **context.dem_tags(job.tile),
+            "SPATIAL_RESOLUTION": str(float(proc.output_spatial_resolution)),
+            **production_tags("ellipsoidal height (m) of the DEM used on S2 grid")}
+    with AtomicRasterWriter(path, crs=out.crs, transform=out.transform, width=out.cols, height=out.rows,
+                            dtype=dtype, nodata=None, creation_options=options, tags=tags,
+                            output_format=proc.output_format) as writer:
+        for r0 in range(0, out.rows, BLOCK_ROWS):
+            for c0 in range(0, out.cols, BLOCK_COLS):
+                h, w = min(BLOCK_ROWS, out.rows - r0), min(BLOCK_COLS, out.cols - c0)
+                heights = context.dem.heights_on_grid(out.crs, out.transform @ Affine.translation(c0, r0), (h, w),
+                                                      context.dem_resampling, geoid=context.geoid)
+                writer.write(heights.astype(np.float32), Window(c0, r0, w, h))
+    logger.info("%s: wrote %s", job.tile, Path(path).name)
 
 
 def produce_layover_shadow(job: MapJob, context: Context, path: str) -> None:

@@ -403,7 +403,7 @@ _TILE_RE = re.compile(
     r"(?P<calibration>_NormLim|_GammaNaughtRTC|_Normlim)?)"
     r"(?P<derived>_BorderMask\.tif|_quegan_filtered\.tif|_filtered\.tif|_quicklook\.jpg|\.tif)$")
 _MAP_RES = {
-    "lia_product": re.compile(r"^(?P<LIA_kind>LIA|sin_LIA|LAYOVER_SHADOW)"
+    "lia_product": re.compile(r"^(?P<LIA_kind>LIA|sin_LIA|LAYOVER_SHADOW|DEM_HEIGHT)"
                               r"_(?P<tile_name>\d{2}[A-Z]{3})_(?P<orbit>\d{3})\.tif$"),
     "ia_product": re.compile(r"^(?P<IA_kind>IA|cos_IA|sin_IA|tan_IA)"
                              r"_(?P<tile_name>\d{2}[A-Z]{3})_(?P<orbit>\d{3})\.tif$"),

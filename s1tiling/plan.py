@@ -254,11 +254,13 @@ def map_kinds(settings: Settings, family: str) -> tuple[str, ...]:
     """Kinds of the maps a run makes: ``sin_LIA`` (+ ``LIA`` with ``produce_lia_map``), the
     IA maps of ``ia_maps_to_produce`` (``IA`` when it is empty), or ``GAMMA_AREA``."""
     proc = settings.processing
-    mask = ("LAYOVER_SHADOW",) if proc.produce_layover_shadow_mask or proc.mask_layover_shadow else ()
+    ard = proc.produce_ard_layers  # the CEOS-ARD NRB layers (docs/ard.md): the mask with the LIA maps
+    mask = ("LAYOVER_SHADOW",) if proc.produce_layover_shadow_mask or proc.mask_layover_shadow or ard else ()
     if family == "GAMMA_AREA":
-        return ("GAMMA_AREA", *mask)
+        return ("GAMMA_AREA",) if ard else ("GAMMA_AREA", *mask)
     if family == "LIA":
-        return ("sin_LIA", "LIA", *mask) if proc.produce_lia_map else ("sin_LIA", *mask)
+        return ("sin_LIA", *(("LIA",) if proc.produce_lia_map or ard else ()), *mask,
+                *(("DEM_HEIGHT",) if ard else ()))
     return tuple(IA_KINDS[k] for k in proc.ia_maps_to_produce) or ("IA",)
 
 
@@ -267,7 +269,7 @@ def map_path(settings: Settings, kind: str, group: TileGroup | OrbitFilePass) ->
     pass's relative orbit and tile."""
     proc = settings.processing
     naming_kind, field = _NAMING[kind if kind == "GAMMA_AREA" else "LIA" if kind.endswith("LIA")
-                                 or kind == "LAYOVER_SHADOW" else "IA"]
+                                 or kind in ("LAYOVER_SHADOW", "DEM_HEIGHT") else "IA"]
     fields = {field: kind, "tile_name": group.tile, "orbit": f"{group.relative_orbit:03d}",
               "flying_unit_code": group.platform.lower(), "orbit_direction": group.pass_direction}
     return product_path(naming_kind, fields, proc.fname_fmt, proc.dname_fmt, layout(settings.paths))
@@ -430,6 +432,12 @@ def plan_products(settings: Settings, groups: Sequence[TileGroup], present: Pres
     if settings.filtering.filter == "quegan":
         derived = _quegan_windows(settings, derived, tile_jobs)
     map_jobs, maps_present = plan_maps(settings, map_groups, "GAMMA_AREA" if rtc else "LIA", present)
+    if proc.produce_ard_layers:  # every map of the CEOS-ARD NRB layers, for every pass of the run
+        map_jobs, maps_present = [], []
+        for family in ("LIA", "IA", "GAMMA_AREA"):
+            jobs, there = plan_maps(settings, groups, family, present)
+            map_jobs += jobs
+            maps_present += there
     return Plan(passes=tuple(groups), tile_jobs=tuple(tile_jobs), map_jobs=tuple(map_jobs),
                 calibrations=tuple(calibrations), derived=tuple(derived), present=tuple(kept + maps_present),
                 transient=tuple(transient), superseded=tuple(superseded))

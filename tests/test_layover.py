@@ -200,3 +200,36 @@ def test_mask_layover_shadow_makes_them_no_data(inputs, ridges, calibration, suf
     assert (seen & (bits == LAYOVER)).sum() > 1000 and (seen & ((bits & SHADOW) != 0)).sum() > 100
     assert (masked_values[hidden] == 0).all()
     np.testing.assert_array_equal(masked_values[~hidden], plain[~hidden])
+
+
+def test_ard_layers_on_request(inputs, ridges):
+    """``produce_ard_layers``: beside the tile images, every CEOS-ARD NRB layer of the pass:
+    ellipsoid incidence angle, LIA (and sin), gamma area, layover/shadow mask and the DEM heights
+    used (ellipsoidal: the ridges' 100 to 1100 m plus the EGM96 undulation, 45 to 50 m there)."""
+    root, geoid = inputs
+    cfg = write_request(root, "ard", tiles=RIDGES_TILE, first_date="2015-02-22", last_date="2015-02-22",
+                        geoid=geoid, Paths={"s1_images": root / "pixels", "dem_dir": ridges},
+                        DataSource={"polarisation": "VV"},
+                        Processing={"output_spatial_resolution": "200", "calibration": "sigma",
+                                    "nb_parallel_processes": 1, "produce_ard_layers": "True"},
+                        Mask={"generate_border_mask": "True"})
+    assert cli.main([str(cfg)]) == 0
+    out = root / "ard"
+    layers = {"IA": out / "_IA" / f"IA_{RIDGES_TILE}_{ORBIT}.tif",
+              "GAMMA_AREA": out / "_GAMMA_AREA" / f"GAMMA_AREA_{RIDGES_TILE}_{ORBIT}.tif",
+              **{kind: out / "_LIA" / f"{kind}_{RIDGES_TILE}_{ORBIT}.tif"
+                 for kind in ("LIA", "sin_LIA", "LAYOVER_SHADOW", "DEM_HEIGHT")}}
+    values = {}
+    for kind, path in layers.items():
+        with rasterio.open(path) as src:
+            values[kind] = src.read(1, masked=True)
+    assert len(list((out / RIDGES_TILE).glob("*_BorderMask.tif"))) == 1  # the per-acquisition data mask
+    heights = values["DEM_HEIGHT"]
+    lon, lat = Transformer.from_crs(grid.tile(RIDGES_TILE).crs, "EPSG:4326", always_xy=True).transform(
+        *(grid.tile(RIDGES_TILE).transform(200.0) @ np.meshgrid(np.arange(heights.shape[1]) + 0.5,
+                                                                np.arange(heights.shape[0]) + 0.5)))
+    ridge = (lon > 9.02) & (lon < 9.98) & (lat > 51.02) & (lat < 51.98)
+    assert 140 < heights[ridge].min() < 160 and 1130 < heights[ridge].max() < 1160
+    lia, mask = values["LIA"], values["LAYOVER_SHADOW"].filled(OUTSIDE)
+    assert not ((lia.filled(0) > 9000) & ((mask & SHADOW) == 0)).any()
+    assert ((mask & LAYOVER) != 0).sum() > 100
