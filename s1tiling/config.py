@@ -942,6 +942,10 @@ def _complete(values: dict[str, dict[str, Any]], present: dict[str, set[str]], r
                        problems.file)
         proc["cache_before_ortho"] = False
 
+    if values["Filtering"].get("filter") == "quegan" and values["Filtering"].get("keep_non_filtered_products") is False:
+        logger.warning("%s: [Filtering] keep_non_filtered_products = False is ignored with filter = quegan "
+                       "(the images of earlier dates are the next dates' window)", problems.file)
+        values["Filtering"]["keep_non_filtered_products"] = True
     if values["Mask"].get("generate_border_mask") and values["Filtering"].get("keep_non_filtered_products") is False:
         logger.warning("%s: [Filtering] keep_non_filtered_products = False is ignored "
                        "as [Mask] generate_border_mask = True", problems.file)
