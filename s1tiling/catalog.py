@@ -14,10 +14,10 @@ An item is either one acquisition of a tile, ``{unit}_{tile}_{ASC|DES}_{orbit}_{
 (``_NormLim`` / ``_GammaNaughtRTC`` appended for those calibrations), whose assets are the
 polarisation images (``vv``, ``vh``...), their border masks (``vv_mask``), speckle-filtered
 images (``vv_filtered``) and quicklooks (``vv_quicklook``); or the angle or area maps of a tile
-and relative orbit, ``LIA_{tile}_{orbit}`` (assets ``LIA``, ``sin_LIA``), ``IA_{tile}_{orbit}``,
-``GAMMA_AREA_{tile}_{orbit}``. Items carry the ``proj``, ``raster``, ``sat``, ``sar`` and
-``processing`` extensions, and ``s1tiling:`` fields (calibration, engine, input products...).
-odc-stac loads them as they are; stackstac (which reads projection v1's ``proj:epsg``) with
+and relative orbit, ``LIA_{tile}_{orbit}`` (assets ``LIA``, ``sin_LIA``, ``LAYOVER_SHADOW``,
+``DEM_HEIGHT``), ``IA_{tile}_{orbit}``, ``GAMMA_AREA_{tile}_{orbit}``. Items carry the ``proj``,
+``raster``, ``sat``, ``sar`` and ``processing`` extensions, and ``s1tiling:`` fields (calibration,
+engine, input products...). odc-stac loads them as they are; stackstac (which reads projection v1's ``proj:epsg``) with
 ``epsg=`` given and absolute hrefs (``pystac.Catalog.make_all_asset_hrefs_absolute``).
 
 Concurrent runs: item files are written atomically (temporary + rename) and only when one of
@@ -69,6 +69,9 @@ _MAPS = {
     "sin_IA": ("IA", ["data", "incidence-angle"], "1", None),
     "tan_IA": ("IA", ["data", "incidence-angle"], "1", None),
     "GAMMA_AREA": ("GAMMA_AREA", ["data", "gamma-area"], "1", None),
+    # issue 18: with the LIA maps (bits 1 layover, 2 shadow; ellipsoidal heights used)
+    "LAYOVER_SHADOW": ("LIA", ["data-mask", "layover-shadow"], "1", None),
+    "DEM_HEIGHT": ("LIA", ["data", "dem"], "m", None),
 }
 #: product kinds of the maps (:data:`s1tiling.naming.KIND_FOLDER`)
 _MAP_KINDS = ("lia_product", "ia_product", "gamma_area")

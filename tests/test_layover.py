@@ -16,6 +16,7 @@ vectors), the ellipsoid normal of the point's latitude and longitude; ECEF by py
 """
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -233,3 +234,7 @@ def test_ard_layers_on_request(inputs, ridges):
     lia, mask = values["LIA"], values["LAYOVER_SHADOW"].filled(OUTSIDE)
     assert not ((lia.filled(0) > 9000) & ((mask & SHADOW) == 0)).any()
     assert ((mask & LAYOVER) != 0).sum() > 100
+    # the run's STAC catalog lists them with the LIA maps
+    (item,) = [p for p in (out / "stac").rglob("*.json") if p.stem == f"LIA_{RIDGES_TILE}_{ORBIT}"]
+    assets = json.loads(item.read_text())["assets"]
+    assert {"LIA", "sin_LIA", "LAYOVER_SHADOW", "DEM_HEIGHT"} <= set(assets)
