@@ -137,9 +137,10 @@ def lia_maps(inputs):
     return {kind: folder / f"{kind}_{TILE}_{ORBIT}.tif" for kind in ("LIA", "sin_LIA", "LAYOVER_SHADOW")}
 
 
-def test_real_tile_no_lia_above_90_outside_layover_and_shadow(lia_maps):
-    """On the real SRTM N50E010 under 32UNB (voids filled): every pixel whose LIA exceeds 90
-    degrees is marked shadow; the mask is uint8 with its own no-data and DEM tags."""
+def test_real_tile_maps_program(lia_maps):
+    """``produce_layover_shadow_mask`` with the LIA maps program on the real SRTM N50E010 under
+    32UNB (voids filled, 100 m): every pixel whose LIA exceeds 90 degrees is marked shadow; the
+    mask is uint8 with its own no-data and DEM tags."""
     with rasterio.open(lia_maps["LAYOVER_SHADOW"]) as src:
         mask = src.read(1)
         assert src.dtypes[0] == "uint8" and src.nodata == OUTSIDE
@@ -238,3 +239,33 @@ def test_ard_layers_on_request(inputs, ridges):
     (item,) = [p for p in (out / "stac").rglob("*.json") if p.stem == f"LIA_{RIDGES_TILE}_{ORBIT}"]
     assets = json.loads(item.read_text())["assets"]
     assert {"LIA", "sin_LIA", "LAYOVER_SHADOW", "DEM_HEIGHT"} <= set(assets)
+
+
+def test_real_dem_lia_above_90_only_in_shadow_and_gone_with_the_voids(inputs, site):
+    """Around four voids of the real N50E010 tile (10.15 to 10.24 E, 50.81 to 50.82 N; 8 km square
+    at 20 m): with the voids set to the geoid (``dem_fill_max_distance = 0``, the behaviour before
+    filling) their pits give LIA above 90 degrees, every such pixel inside the shadow mask; with
+    them filled there is none left."""
+    from s1tiling import config
+    from s1tiling.context import Context
+    from s1tiling.incidence import lia_cosines, pixel_lonlat
+    root, geoid = inputs
+    tile = grid.tile(TILE)
+    spacing, size, border = 20.0, 400, 80
+    x, y = Transformer.from_crs("EPSG:4326", tile.crs, always_xy=True).transform(10.195, 50.817)
+    corner = Affine(spacing, 0, x - (size / 2 + border) * spacing, 0, -spacing, y + (size / 2 + border) * spacing)
+    shape = (size + 2 * border,) * 2
+    lon, lat = pixel_lonlat(tile.crs, corner, shape)
+    inner = (slice(border, -border), slice(border, -border))
+    steep = {}
+    for name, distance in (("geoid", 0), ("filled", 10000)):
+        context = Context(config.load_config(_request(root, geoid, f"voids_{name}", dem_fill_max_distance=distance)))
+        heights = context.dem.heights_on_grid(tile.crs, corner, shape, "cubic", geoid=context.geoid)
+        mask = layover_shadow(site["orbit"], lat, lon, heights, spacing)[border - 1:-border + 1, border - 1:-border + 1]
+        lia_above_90 = lia_cosines(site["orbit"], tile.crs, corner, heights)[border - 1:-border + 1,
+                                                                             border - 1:-border + 1] < 0
+        assert (mask[lia_above_90] & SHADOW).all()
+        steep[name] = int(lia_above_90.sum())
+        if name == "geoid":
+            assert heights[inner].min() < 60  # the pits: the geoid is 47 m above the ellipsoid there
+    assert steep["geoid"] > 5 and steep["filled"] == 0
