@@ -108,7 +108,8 @@ class Context:
     @cached_property
     def dem(self) -> DemCatalog:
         paths = self.settings.paths
-        filler = VoidFiller(self.processing.dem_fill_max_distance, paths.dem_fallback, Path(paths.tmp) / "dem_filled")
+        # filled tiles in memory, once per process: nothing left in {tmp} after a run
+        filler = VoidFiller(self.processing.dem_fill_max_distance, paths.dem_fallback)
         return DemCatalog(paths.dem_dir, paths.dem_format, paths.dem_database, filler=filler)
 
     def dem_tags(self, tile_name: str) -> dict[str, str]:

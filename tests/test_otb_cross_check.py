@@ -435,10 +435,28 @@ def test_dem_folder_holds_only_the_tiles_needed(tmp_path, how):
     dem.mkdir()
     for name in ("N45E004", "N45E005", "N46E004", "N40E004"):
         (dem / f"{name}.hgt").write_bytes(name.encode())
-    paths = SimpleNamespace(dem_dir=dem, dem_format="{id}.hgt", dem_database=None)
-    settings = SimpleNamespace(paths=paths, processing=SimpleNamespace(cache_dem_by=how))
+    paths = SimpleNamespace(dem_dir=dem, dem_format="{id}.hgt", dem_database=None, dem_fallback=None)
+    settings = SimpleNamespace(paths=paths, processing=SimpleNamespace(cache_dem_by=how, dem_fill_max_distance=1e4))
     folder = _dem_folder(Context(settings), grid.tile(FRANCE_TILE), tmp_path / "run" / "dem")
     assert sorted(p.name for p in folder.iterdir()) == ["N45E004.hgt", "N45E005.hgt", "N46E004.hgt"]
     for link in folder.iterdir():
         assert link.is_symlink() == (how == "symlink")
         assert link.read_bytes() == link.stem.encode()
+
+
+def test_dem_folder_holds_the_filled_tile_of_a_tile_with_voids(tmp_path, srtm_dir):
+    """The real N50E010 (28 void posts) reaches OTB filled: a GeoTIFF ``N50E010.tif`` without
+    no-data in the run's DEM folder, in place of the link to the .hgt."""
+    dem = tmp_path / "all"
+    dem.mkdir()
+    (dem / "N50E010.hgt").symlink_to(srtm_dir / "N50E010.hgt")
+    paths = SimpleNamespace(dem_dir=dem, dem_format="{id}.hgt", dem_database=None, dem_fallback=None)
+    settings = SimpleNamespace(paths=paths, processing=SimpleNamespace(cache_dem_by="symlink",
+                                                                       dem_fill_max_distance=1e4))
+    folder = _dem_folder(Context(settings), grid.tile("32UNB"), tmp_path / "run" / "dem")
+    assert sorted(p.name for p in folder.iterdir()) == ["N50E010.tif"]
+    with rasterio.open(folder / "N50E010.tif") as filled, rasterio.open(srtm_dir / "N50E010.hgt") as raw:
+        heights, original = filled.read(1), raw.read(1, masked=True)
+        assert filled.nodata is None and filled.transform == raw.transform
+    assert original.mask.sum() == 28 and heights.min() > 100
+    np.testing.assert_array_equal(heights[~original.mask], original.data[~original.mask])

@@ -183,17 +183,24 @@ def _margins_in_region(cut: BorderCut, region):
 
 def _dem_folder(context: Context, tile, folder: Path) -> Path:
     """A folder holding only the DEM tiles under ``tile``: links, or copies with ``cache_dem_by = copy``;
-    a tile with voids is replaced by its filled copy (:mod:`s1tiling.geometry.dem_fill`, a GeoTIFF)."""
+    a tile with voids is written there filled instead (:mod:`s1tiling.geometry.dem_fill`, a GeoTIFF
+    of the run's folder, removed with it)."""
     catalog = context.dem
     folder.mkdir(parents=True)
     for tid in catalog.tiles_for_region(tile.footprint):
         source = catalog.path(tid)
         if not source.is_file():  # the planner already stopped runs whose DEM is missing
             continue
-        filled = catalog.filler.tile(source).path
-        if isinstance(filled, Path) and filled != source:
-            source = filled
-        target = folder / (source.name if source == catalog.path(tid) else f"{catalog.path(tid).stem}.tif")
+        try:
+            fill = catalog.filler.tile(source)
+        except (rasterio.errors.RasterioError, OSError):  # the planner reports unreadable tiles
+            fill = None
+        if fill is not None and fill.areas:
+            with fill.open() as src, rasterio.open(folder / f"{source.stem}.tif", "w", **src.profile) as dst:
+                dst.write(src.read())
+                dst.update_tags(**src.tags())
+            continue
+        target = folder / source.name
         if context.processing.cache_dem_by == "copy":
             shutil.copyfile(source, target)
         else:
