@@ -29,10 +29,9 @@ STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - DEBUG - s1tiling\
 
 
 def build_inputs(root: Path) -> Path:
-    from s1tiling.synthetic import make_safe, write_zero_geoid
-    from s1tiling.testing import build_product, write_dem_folder
-
     from s1tiling import grid
+    from s1tiling.samples.synthetic import make_safe, write_zero_geoid
+    from s1tiling.samples.testing import build_product, write_dem_folder
 
     template = make_safe(root / "templates", center_lat=45.2, center_lon=3.79, pixel_spacing=40.0)
     build_product(template, root / "s1_images", content="speckle")

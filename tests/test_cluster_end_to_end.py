@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 import pytest
-from s1tiling.testing import build_product, write_dem_folder
 from shapely.ops import unary_union
 
 from cluster_helpers import (
@@ -42,6 +41,7 @@ from cluster_helpers import (
 )
 from request_files import write_request
 from s1tiling import grid
+from s1tiling.samples.testing import build_product, write_dem_folder
 
 pytest.importorskip("dask_jobqueue")
 

@@ -2,10 +2,10 @@
 
 :func:`make_safe` writes a SAFE folder like those of ``shared/data/s1``: ``manifest.safe``,
 and per polarisation the product annotation, calibration and noise XML; no measurement
-(:func:`s1tiling.testing.build_product` writes the TIFFs from it)::
+(:func:`s1tiling.samples.testing.build_product` writes the TIFFs from it)::
 
-    from s1tiling.synthetic import make_safe
-    from s1tiling.testing import build_product
+    from s1tiling.samples.synthetic import make_safe
+    from s1tiling.samples.testing import build_product
     template = make_safe(tmp_path / "templates", center_lat=45.5, center_lon=3.3)
     product = build_product(template, tmp_path / "s1", content="speckle")
 
