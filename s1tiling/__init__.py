@@ -54,9 +54,14 @@ def _use_own_numba_cache() -> None:
     the Docker image alike; a ``NUMBA_CACHE_DIR`` set by the user is kept.
     """
     folder = numba_cache_dir()
-    os.environ["NUMBA_CACHE_DIR"] = folder
     numba = sys.modules.get("numba")
-    if numba is not None:  # numba was imported before this package: it read its configuration already
+    if numba is None:
+        os.environ["NUMBA_CACHE_DIR"] = folder
+    else:
+        # numba was imported before this package (e.g. by dask in a worker) and read its
+        # configuration already. Its environment is left as it is: numba re-reads the whole
+        # environment at its next compilation when it changed, and then refuses a NUMBA_NUM_THREADS
+        # that differs from its running thread pool. Its setting is changed instead.
         numba.config.CACHE_DIR = folder
 
 
