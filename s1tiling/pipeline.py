@@ -109,6 +109,31 @@ class RunOptions:
     graphs: bool = False  # --graphs
 
 
+#: Where DEM tiles come from, for the exit-75 message (README: "Getting a DEM and a geoid").
+DEM_SOURCES = (
+    "SRTM 1 arc-second (SRTMGL1 v3, 1-degree tiles named like N50E010.hgt, read as they are with the "
+    "default dem_format '{id}.hgt'): NASA Earthdata / USGS EarthExplorer, e.g. "
+    "https://e4ftl01.cr.usgs.gov/MEASURES/SRTMGL1.003/ (unzip the .hgt.zip files into dem_dir); or "
+    "Copernicus DEM GLO-30 (heights above EGM2008; tiles like "
+    "Copernicus_DSM_COG_10_N50_00_E010_00_DEM.tif, free from https://spacedata.copernicus.eu or the "
+    "AWS open data bucket copernicus-dem-30m, one file per tile, all in dem_dir): set dem_format : "
+    "Copernicus_DSM_COG_10_{lat}_00_{lon}_00_DEM.tif, or dem_database : <footprints GeoPackage, e.g. "
+    "S1Tiling's CopernicusDEM-CNES.gpkg> with dem_format : {FileID}"
+)
+
+
+def missing_dem_message(settings: Settings, tiles: Iterable[str], missing: Iterable[str]) -> str:
+    """The exit-75 message: what is missing where, and where such tiles come from."""
+    paths = settings.paths
+    tiles, missing = ", ".join(tiles), ", ".join(missing)
+    if not Path(paths.dem_dir).is_dir():
+        head = (f"DEM folder {paths.dem_dir} ([Paths] dem_dir) does not exist; tile(s) {tiles} need the "
+                f"DEM tiles {missing} there (format {paths.dem_format!r})")
+    else:
+        head = f"DEM tiles missing in {paths.dem_dir} (format {paths.dem_format!r}) for tile(s) {tiles}: {missing}"
+    return f"{head}. Where to get them: {DEM_SOURCES}"
+
+
 def check_dem_and_geoid(settings: Settings, tiles: Iterable[str]) -> None:
     """Exit 75 when DEM tiles are missing under the requested tiles or one of those there cannot be
     opened and read, 76 when no geoid is found or it cannot be read; before any worker starts."""
@@ -116,9 +141,7 @@ def check_dem_and_geoid(settings: Settings, tiles: Iterable[str]) -> None:
     footprints = [context.tile_grid.tile(t).footprint for t in sorted(tiles)]
     missing = sorted({m for footprint in footprints for m in context.dem.missing_tiles(footprint)})
     if missing:
-        raise MissingDEMError(
-            f"DEM tiles missing in {settings.paths.dem_dir} (format {settings.paths.dem_format!r}) "
-            f"for tile(s) {', '.join(sorted(tiles))}: {', '.join(missing)}")
+        raise MissingDEMError(missing_dem_message(settings, sorted(tiles), missing))
     checked: set[Path] = set()
     for footprint in footprints:
         checked.update(context.dem.check_tiles(footprint))
