@@ -61,12 +61,24 @@ def _is_eodag(record: logging.LogRecord) -> bool:
     return any(record.name == name or record.name.startswith(name + ".") for name in _EODAG_LOGGERS)
 
 
+#: ``logger.info(..., extra=FILE_ONLY)``: a record for the log files only (the resolved settings and
+#: the plan at the start of a run), not for the console.
+FILE_ONLY = {"file_only": True}
+
+
 class _WithoutEodag(logging.Filter):
     """EODAG's own messages (its providers' tracebacks, fallbacks...) stay off the console and the
     warning log: s1tiling says what failed, once per configured provider."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not _is_eodag(record)
+
+
+class _ConsoleRecords(_WithoutEodag):
+    """The console: neither EODAG's messages nor the records meant for the log files only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return super().filter(record) and not getattr(record, "file_only", False)
 
 
 class _EodagAsDebug(logging.Filter):
@@ -99,7 +111,7 @@ def _install(handler: logging.Handler, level: int, fmt: str) -> None:
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter(fmt))
     handler.addFilter(_RedactCredentials())
-    handler.addFilter(_WithoutEodag())
+    handler.addFilter(_ConsoleRecords())
     logging.getLogger().addHandler(handler)
     _OWN_HANDLERS.append(handler)
 

@@ -41,6 +41,7 @@ import logging
 import os
 import resource
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -50,7 +51,7 @@ from typing import Any
 import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import catalog, download, grid, logs
+from . import __version__, catalog, download, grid, logs
 from .config import Settings
 from .context import Context
 from .derived import make as make_derived
@@ -223,6 +224,9 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
     ``maps`` ('LIA', 'IA' or 'GAMMA_AREA') makes only those maps (no product is downloaded):
     module documentation.
     """
+    started = time.monotonic()
+    logger.info("s1tiling %s, request file %s", __version__, settings.config_file)
+    logger.info("Resolved settings:\n%s", settings.describe(), extra=logs.FILE_ONLY)
     for key, path in settings.folders().items():
         logger.info("%s: %s", key, path)
     report = None
@@ -253,6 +257,7 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
         logger.info("every requested product is already present: nothing to do")
         _update_catalog(settings)
         return _exit_code(None, report, unreadable)
+    logger.info("Plan:\n%s", plan.describe(), extra=logs.FILE_ONLY)
     tasks = build_tasks(plan, settings)
     if options.graphs:
         stamp = f"tasks-{dt.datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
@@ -260,6 +265,9 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
     outcome = _run(tasks, settings, options)
     _remove_unfiltered(plan)
     logger.info("%s", outcome.summary())
+    logger.info("Summary: %d file(s) written, %d task(s) done, %d failed, %d skipped; wall time %.1f s",
+                len(outcome.produced), len(outcome.done), len(outcome.failed), len(outcome.skipped),
+                time.monotonic() - started)
     if options.trace_errors:
         for failed in outcome.failed:
             if failed.details:
