@@ -3,6 +3,9 @@
 #
 #   sbatch --array=1-N examples/slurm_array.sh tiles|dates CONFIG LIST
 #
+# SLURM passes the submitting environment to the job (S1TILING_TILES..., S1TILING_VENV or
+# S1TILING_SIF and S1TILING_BINDS: see below).
+#
 # LIST: 'tiles' -> one tile name per line; 'dates' -> 'FIRST_DATE LAST_DATE' per line.
 # Line $SLURM_ARRAY_TASK_ID of LIST replaces S1TILING_TILES, or S1TILING_FIRST_DATE
 # and S1TILING_LAST_DATE, which otherwise come from the submitting environment (the
@@ -39,4 +42,20 @@ export TMPDIR=${TMPDIR:-/tmp}
 
 echo "s1tiling: tiles=${S1TILING_TILES:-?} dates=${S1TILING_FIRST_DATE:-?}..${S1TILING_LAST_DATE:-?}" \
      "processes=$S1TILING_NB_PROCESSES ram_per_process=${S1TILING_RAM_PER_PROCESS}MB"
-exec s1tiling "$config"
+
+# How s1tiling gets on the node's PATH: S1TILING_VENV (a virtual environment where it was
+# pip-installed, on a shared file system), or S1TILING_SIF (an Apptainer image, with S1TILING_BINDS
+# its -B list: the data folders, the request file and a writable tmp, see docker/README.md); else it
+# must already be there (module load in ~/.bashrc, pip install --user...).
+if [ -n "${S1TILING_SIF:-}" ]; then
+    run=(apptainer run ${S1TILING_BINDS:+-B "$S1TILING_BINDS"} "$S1TILING_SIF")
+else
+    # shellcheck disable=SC1091
+    [ -z "${S1TILING_VENV:-}" ] || source "$S1TILING_VENV/bin/activate"
+    run=(s1tiling)
+fi
+command -v "${run[0]}" >/dev/null || {
+    echo "${run[0]} is not on the PATH of $(hostname): pass S1TILING_VENV=/path/to/venv or S1TILING_SIF=/path/to/s1tiling.sif" >&2
+    exit 77
+}
+exec "${run[@]}" "$config"

@@ -1,6 +1,9 @@
 """s1tiling: Sentinel-1 GRD products orthorectified onto the Sentinel-2 tile grid."""
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -11,6 +14,58 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "open_product", "open_timeseries"]
+
+
+def _writable(folder: str) -> bool:
+    """``folder`` exists and is writable, or can be created (its nearest existing parent is writable)."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
+
+
+def numba_cache_dir() -> str:
+    """Where numba keeps the compiled kernels of this package: ``$NUMBA_CACHE_DIR`` when set, else
+    ``$XDG_CACHE_HOME/s1tiling/numba`` (``~/.cache/s1tiling/numba``), else, when that cannot be
+    written (a read-only or missing home), ``<temporary folder>/s1tiling-numba-<uid>``."""
+    configured = os.environ.get("NUMBA_CACHE_DIR")
+    if configured:
+        return configured
+    home = os.path.expanduser("~")
+    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(home, ".cache") if home != "~" else "")
+    folder = os.path.join(base, "s1tiling", "numba") if base else ""
+    if not folder or not _writable(folder):
+        folder = os.path.join(tempfile.gettempdir(), f"s1tiling-numba-{os.getuid() if hasattr(os, 'getuid') else 0}")
+    return folder
+
+
+def _use_own_numba_cache() -> None:
+    """numba's cache of compiled kernels (``cache=True``) never goes into the installed package.
+
+    Without ``NUMBA_CACHE_DIR`` numba writes ``*.nbi``/``*.nbc`` files into the ``__pycache__``
+    folders beside the package's modules, files pip does not know: a later ``pip install -e``
+    leaves them in ``site-packages/s1tiling``, which then shadows the editable install as a
+    namespace package (``cannot import name '__version__'``). Set here, before any module of the
+    package imports numba, so it holds for the console scripts, ``python -m s1tiling``, dask
+    workers (which import this package to unpickle their tasks, and inherit the environment) and
+    the Docker image alike; a ``NUMBA_CACHE_DIR`` set by the user is kept.
+    """
+    folder = numba_cache_dir()
+    numba = sys.modules.get("numba")
+    if numba is None:
+        os.environ["NUMBA_CACHE_DIR"] = folder
+    else:
+        # numba was imported before this package (e.g. by dask in a worker) and read its
+        # configuration already. Its environment is left as it is: numba re-reads the whole
+        # environment at its next compilation when it changed, and then refuses a NUMBA_NUM_THREADS
+        # that differs from its running thread pool. Its setting is changed instead.
+        numba.config.CACHE_DIR = folder
+
+
+_use_own_numba_cache()
 
 
 def open_product(path: str | Path) -> Product:

@@ -463,10 +463,12 @@ class QuicklookSettings:
 
     generate: bool = _option(_boolean, False)
     ratio: float = _option(_number(float, 0, 100, strict_minimum=True), 5.0)
-    scale_vv: float = _option(_number(float, 0, strict_minimum=True), 0.5)
-    scale_vh: float = _option(_number(float, 0, strict_minimum=True), 0.05)
-    scale_hh: float = _option(_number(float, 0, strict_minimum=True), 0.5)
-    scale_hv: float = _option(_number(float, 0, strict_minimum=True), 0.5)
+    # The backscatter shown white (linear grey levels, S1Tiling's keys); unset: a dB stretch from
+    # the image's own 2nd to 98th percentile (see s1tiling.quicklook).
+    scale_vv: float | None = _option(_number(float, 0, strict_minimum=True), None)
+    scale_vh: float | None = _option(_number(float, 0, strict_minimum=True), None)
+    scale_hh: float | None = _option(_number(float, 0, strict_minimum=True), None)
+    scale_hv: float | None = _option(_number(float, 0, strict_minimum=True), None)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ def make(job: DerivedJob, context: Context) -> str:
         border_mask_file(source, out, creation_options=creation_options_for("mask", options),
                          output_format=settings.processing.output_format)
     elif job.kind == "quicklook":
-        scale = getattr(settings.quicklook, f"scale_{_polarisation(source)}", 0.5)
+        scale = getattr(settings.quicklook, f"scale_{_polarisation(source)}", None)
         write_quicklook(source, out, ratio_percent=settings.quicklook.ratio, scale=scale)
     elif job.kind == "filtered" and settings.filtering.filter == "quegan":
         f = settings.filtering

@@ -53,6 +53,43 @@ class _RedactCredentials(logging.Filter):
         return True
 
 
+#: Loggers of EODAG and of the HTTP library under it (its "Retrying..." warnings).
+_EODAG_LOGGERS = ("eodag", "urllib3")
+
+
+def _is_eodag(record: logging.LogRecord) -> bool:
+    return any(record.name == name or record.name.startswith(name + ".") for name in _EODAG_LOGGERS)
+
+
+#: ``logger.info(..., extra=FILE_ONLY)``: a record for the log files only (the resolved settings and
+#: the plan at the start of a run), not for the console.
+FILE_ONLY = {"file_only": True}
+
+
+class _WithoutEodag(logging.Filter):
+    """EODAG's own messages (its providers' tracebacks, fallbacks...) stay off the console and the
+    warning log: s1tiling says what failed, once per configured provider."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _is_eodag(record)
+
+
+class _ConsoleRecords(_WithoutEodag):
+    """The console: neither EODAG's messages nor the records meant for the log files only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return super().filter(record) and not getattr(record, "file_only", False)
+
+
+class _EodagAsDebug(logging.Filter):
+    """EODAG's own messages go to the main log file at DEBUG level, for whoever digs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _is_eodag(record) and record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
 #: S1Tiling's log file names: ``{kind}`` is ``main`` or ``worker-<n>``, ``{mode}`` ``.debug`` or nothing
 LOG_FILE = "S1Processor-{kind}{mode}.log"
 WARNING_LOG_FILE = "S1Processor-{kind}.warning.log"
@@ -74,6 +111,7 @@ def _install(handler: logging.Handler, level: int, fmt: str) -> None:
     handler.setLevel(level)
     handler.setFormatter(logging.Formatter(fmt))
     handler.addFilter(_RedactCredentials())
+    handler.addFilter(_ConsoleRecords())
     logging.getLogger().addHandler(handler)
     _OWN_HANDLERS.append(handler)
 
@@ -171,6 +209,7 @@ def _install_files(directory: Path, kind: str, debug: bool, keep: list) -> list[
         handler.setLevel(file_level)
         handler.setFormatter(logging.Formatter(_DETAILED_FORMAT))
         handler.addFilter(_RedactCredentials())
+        handler.addFilter(_EodagAsDebug() if file_level < logging.WARNING else _WithoutEodag())
         logging.getLogger().addHandler(handler)
         keep.append(handler)
     return files

@@ -41,6 +41,7 @@ import logging
 import os
 import resource
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -50,7 +51,7 @@ from typing import Any
 import numpy as np
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from . import catalog, download, grid, logs
+from . import __version__, catalog, download, grid, logs
 from .config import Settings
 from .context import Context
 from .derived import make as make_derived
@@ -109,6 +110,31 @@ class RunOptions:
     graphs: bool = False  # --graphs
 
 
+#: Where DEM tiles come from, for the exit-75 message (README: "Getting a DEM and a geoid").
+DEM_SOURCES = (
+    "SRTM 1 arc-second (SRTMGL1 v3, 1-degree tiles named like N50E010.hgt, read as they are with the "
+    "default dem_format '{id}.hgt'): NASA Earthdata / USGS EarthExplorer, e.g. "
+    "https://e4ftl01.cr.usgs.gov/MEASURES/SRTMGL1.003/ (unzip the .hgt.zip files into dem_dir); or "
+    "Copernicus DEM GLO-30 (heights above EGM2008; tiles like "
+    "Copernicus_DSM_COG_10_N50_00_E010_00_DEM.tif, free from https://spacedata.copernicus.eu or the "
+    "AWS open data bucket copernicus-dem-30m, one file per tile, all in dem_dir): set dem_format : "
+    "Copernicus_DSM_COG_10_{lat}_00_{lon}_00_DEM.tif, or dem_database : <footprints GeoPackage, e.g. "
+    "S1Tiling's CopernicusDEM-CNES.gpkg> with dem_format : {FileID}"
+)
+
+
+def missing_dem_message(settings: Settings, tiles: Iterable[str], missing: Iterable[str]) -> str:
+    """The exit-75 message: what is missing where, and where such tiles come from."""
+    paths = settings.paths
+    tiles, missing = ", ".join(tiles), ", ".join(missing)
+    if not Path(paths.dem_dir).is_dir():
+        head = (f"DEM folder {paths.dem_dir} ([Paths] dem_dir) does not exist; tile(s) {tiles} need the "
+                f"DEM tiles {missing} there (format {paths.dem_format!r})")
+    else:
+        head = f"DEM tiles missing in {paths.dem_dir} (format {paths.dem_format!r}) for tile(s) {tiles}: {missing}"
+    return f"{head}. Where to get them: {DEM_SOURCES}"
+
+
 def check_dem_and_geoid(settings: Settings, tiles: Iterable[str]) -> None:
     """Exit 75 when DEM tiles are missing under the requested tiles or one of those there cannot be
     opened and read, 76 when no geoid is found or it cannot be read; before any worker starts."""
@@ -116,9 +142,7 @@ def check_dem_and_geoid(settings: Settings, tiles: Iterable[str]) -> None:
     footprints = [context.tile_grid.tile(t).footprint for t in sorted(tiles)]
     missing = sorted({m for footprint in footprints for m in context.dem.missing_tiles(footprint)})
     if missing:
-        raise MissingDEMError(
-            f"DEM tiles missing in {settings.paths.dem_dir} (format {settings.paths.dem_format!r}) "
-            f"for tile(s) {', '.join(sorted(tiles))}: {', '.join(missing)}")
+        raise MissingDEMError(missing_dem_message(settings, sorted(tiles), missing))
     checked: set[Path] = set()
     for footprint in footprints:
         checked.update(context.dem.check_tiles(footprint))
@@ -201,6 +225,9 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
     ``maps`` ('LIA', 'IA' or 'GAMMA_AREA') makes only those maps (no product is downloaded):
     module documentation.
     """
+    started = time.monotonic()
+    logger.info("s1tiling %s, request file %s", __version__, settings.config_file)
+    logger.info("Resolved settings:\n%s", settings.describe(), extra=logs.FILE_ONLY)
     for key, path in settings.folders().items():
         logger.info("%s: %s", key, path)
     report = None
@@ -231,6 +258,7 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
         logger.info("every requested product is already present: nothing to do")
         _update_catalog(settings)
         return _exit_code(None, report, unreadable)
+    logger.info("Plan:\n%s", plan.describe(), extra=logs.FILE_ONLY)
     tasks = build_tasks(plan, settings)
     if options.graphs:
         stamp = f"tasks-{dt.datetime.now():%Y%m%dT%H%M%S}-{os.getpid()}"
@@ -238,6 +266,9 @@ def run(settings: Settings, *, maps: str | None = None, options: RunOptions = Ru
     outcome = _run(tasks, settings, options)
     _remove_unfiltered(plan)
     logger.info("%s", outcome.summary())
+    logger.info("Summary: %d file(s) written, %d task(s) done, %d failed, %d skipped; wall time %.1f s",
+                len(outcome.produced), len(outcome.done), len(outcome.failed), len(outcome.skipped),
+                time.monotonic() - started)
     if options.trace_errors:
         for failed in outcome.failed:
             if failed.details:

@@ -1,13 +1,19 @@
 """Quicklooks: small 8-bit JPEG previews of tile products (``[Quicklook]`` section).
 
 The tile is averaged down to ``ratio`` percent of its size (GDAL average
-resampling, no-data excluded), then linear values map to grey levels as
-``round(value / scale * 255)`` clipped to 1..255, with 0 kept for no-data. So
-``scale`` is the backscatter shown white (``scale_vv`` 0.5, ``scale_vh`` 0.05...).
+resampling, no-data excluded), then mapped to grey levels 1..255, 0 kept for no-data:
+
+- with a ``scale`` (S1Tiling's ``scale_vv``, ``scale_vh``... keys, when set): linearly,
+  ``round(value / scale * 255)`` clipped, so ``scale`` is the backscatter shown white;
+- without (the default): in decibels, from the image's own 2nd percentile (grey level 1) to
+  its 98th (255), the usual way to look at radar backscatter, which spans decades: a linear
+  scale shows fields and forests nearly black beside a few bright towns.
+
 The JPEG carries its georeferencing and metadata in a GDAL ``.aux.xml`` side-car: the tile's
-tags plus ``IMAGE_TYPE=QUICKLOOK``, ``QUICKLOOK_SCALE`` (the backscatter shown white),
-``QUICKLOOK_PIXEL_RANGE`` (``1 255``: the grey levels of valid pixels, 0 being no-data) and
-``QUICKLOOK_RATIO`` (percent of the tile's size).
+tags plus ``IMAGE_TYPE=QUICKLOOK``, ``QUICKLOOK_SCALE`` (the backscatter shown white, or
+``dB`` for the default stretch, then with ``QUICKLOOK_DB_RANGE``: the dB values shown as grey
+levels 1 and 255), ``QUICKLOOK_PIXEL_RANGE`` (``1 255``: the grey levels of valid pixels, 0 being
+no-data) and ``QUICKLOOK_RATIO`` (percent of the tile's size).
 """
 from __future__ import annotations
 
@@ -37,10 +43,34 @@ def to_grey_levels(values: np.ndarray, scale: float) -> np.ndarray:
     return np.where(valid, levels, 0).astype(np.uint8)
 
 
+#: Percentiles of the valid pixels shown as grey levels 1 and 255 by the default (dB) stretch.
+DB_PERCENTILES = (2.0, 98.0)
+
+
+def decibel_range(values: np.ndarray) -> tuple[float, float]:
+    """dB values of the default stretch: :data:`DB_PERCENTILES` of the valid (> 0, finite) values."""
+    valid = values[np.isfinite(values) & (values > 0)]
+    if valid.size == 0:
+        return -25.0, 0.0
+    low, high = (float(v) for v in 10 * np.log10(np.percentile(valid, DB_PERCENTILES)))
+    return low, max(high, low + 1.0)
+
+
+def to_grey_levels_db(values: np.ndarray, low_db: float, high_db: float) -> np.ndarray:
+    """Linear backscatter to uint8 on a dB scale: 0 for no-data (0, NaN), else 1..255 with
+    ``low_db`` -> 1 and ``high_db`` -> 255 (values <= 0 shown as 1)."""
+    valid = np.isfinite(values) & (values != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        db = 10 * np.log10(np.where(valid & (values > 0), values, 10 ** (low_db / 10)))
+    levels = np.clip(np.rint(1 + (db - low_db) / (high_db - low_db) * 254), 1, 255)
+    return np.where(valid, levels, 0).astype(np.uint8)
+
+
 def write_quicklook(tile_path: str | os.PathLike, out_jpg: str | os.PathLike,
-                    ratio_percent: float = 5, scale: float = 0.5, quality: int = 90) -> Path:
-    """Write the JPEG quicklook of ``tile_path`` to ``out_jpg`` (atomically, verified)."""
-    if not ratio_percent > 0 or not scale > 0:
+                    ratio_percent: float = 5, scale: float | None = None, quality: int = 90) -> Path:
+    """Write the JPEG quicklook of ``tile_path`` to ``out_jpg`` (atomically, verified); ``scale``:
+    the backscatter shown white (linear), or None for the default dB stretch."""
+    if not ratio_percent > 0 or (scale is not None and not scale > 0):
         raise ValueError(f"quicklook ratio and scale must be > 0 (got {ratio_percent}, {scale})")
     with rasterio.open(tile_path) as src:
         height, width = quicklook_shape(src.height, src.width, ratio_percent)
@@ -49,11 +79,17 @@ def write_quicklook(tile_path: str | os.PathLike, out_jpg: str | os.PathLike,
         transform = Affine(t.a * sx, t.b * sy, t.c, t.d * sx, t.e * sy, t.f)
         crs = src.crs
         tags = {k: v for k, v in src.tags().items() if k != "AREA_OR_POINT"}
-    tags.update(IMAGE_TYPE="QUICKLOOK", QUICKLOOK_SCALE=f"{scale:g}", QUICKLOOK_PIXEL_RANGE="1 255",
-                QUICKLOOK_RATIO=f"{ratio_percent:g}")
+    tags.update(IMAGE_TYPE="QUICKLOOK", QUICKLOOK_PIXEL_RANGE="1 255", QUICKLOOK_RATIO=f"{ratio_percent:g}")
+    if scale is None:
+        low, high = decibel_range(values)
+        levels = to_grey_levels_db(values, low, high)
+        tags.update(QUICKLOOK_SCALE="dB", QUICKLOOK_DB_RANGE=f"{low:.2f} {high:.2f}")
+    else:
+        levels = to_grey_levels(values, scale)
+        tags.update(QUICKLOOK_SCALE=f"{scale:g}")
     with MemoryFile() as memory, memory.open(driver="GTiff", width=width, height=height, count=1,
                                              dtype="uint8", crs=crs, transform=transform) as image:
-        image.write(to_grey_levels(values, scale), 1)
+        image.write(levels, 1)
         image.update_tags(**{**tags, **dict([COMPLETE_TAG])})  # the tile's tags say complete already
         reported: list[str] = []  # GDAL's errors while the JPEG is written
 

@@ -32,9 +32,9 @@ stop_slurm() { [ -z "$slurm_started" ] || bash scripts/slurm.sh stop >/dev/null 
 trap stop_slurm EXIT
 eval "$(bash scripts/slurm.sh env)"
 
-python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# .venv with s1tiling installed editable, with the test tools (skipped when already there; shared with
+# scripts/demo.sh, in either order)
+bash scripts/install.sh test
 # OTB's Python module, the OTB engine's in-memory interface, built for the venv's Python (first
 # time: libotb-dev and swig installed, OTB's source package fetched, about 5 minutes; then 2 s).
 # Without it the tests of that interface are skipped, each with its reason.

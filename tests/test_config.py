@@ -94,7 +94,7 @@ def test_minimal_file_gets_documented_defaults(tmp_path, monkeypatch):
 
     assert s.mask.generate_border_mask is False
     q = s.quicklook
-    assert (q.generate, q.ratio, q.scale_vv, q.scale_vh, q.scale_hh, q.scale_hv) == (False, 5, 0.5, 0.05, 0.5, 0.5)
+    assert (q.generate, q.ratio, q.scale_vv, q.scale_vh, q.scale_hh, q.scale_hv) == (False, 5, None, None, None, None)
     f = s.filtering
     assert (f.filter, f.window_radius, f.deramp, f.nblooks, f.keep_non_filtered_products) == ("none", 2, 0.1, 1.0, True)
     c = s.cluster

@@ -91,3 +91,22 @@ def test_unreadable_dem_or_geoid_stops_the_run_before_any_worker(two_slice_pass,
         shutil.copy2(root / "dem" / named, dem / named)
         assert cli.main([str(cfg)]) == 0
         assert_same_products(output, reference)
+
+
+@pytest.mark.parametrize("fault", ["tile", "folder"])
+def test_missing_dem_says_where_tiles_come_from(two_slice_pass, tmp_path, capfd, caplog, fault):
+    """Exit 75 with the missing tiles, whether the folder itself exists, and where such tiles come
+    from (SRTM 1", Copernicus DEM GLO-30 with the dem_format / dem_database to use)."""
+    root, _, _, geoid, _ = two_slice_pass
+    dem = tmp_path / "dem"
+    if fault == "tile":
+        shutil.copytree(root / "dem", dem)
+        (dem / "N45E003.hgt").unlink()
+    cfg = request(tmp_path, "out", geoid, s1_images=root / "slices", Paths={"dem_dir": dem})
+    assert cli.main([str(cfg)]) == 75
+    err = capfd.readouterr().err + caplog.text  # the CLI's log handler, or pytest's when it took it
+    assert "N45E003" in err and str(dem) in err
+    assert ("does not exist" in err) == (fault == "folder")
+    assert "SRTM 1 arc-second" in err and "Copernicus DEM GLO-30" in err
+    assert "dem_format" in err and "dem_database" in err
+    assert products(tmp_path / "out") == {}

@@ -5,6 +5,7 @@ reference solver below is independent plain numpy (its own Lagrange interpolatio
 bisection on the Doppler condition, bisection for polynomial inverses).
 """
 import functools
+import logging
 
 import numpy as np
 import pyproj
@@ -25,6 +26,7 @@ PRODUCTS = [
     "S1A_IW_GRDH_1SDV_20260606T181903_20260606T181928_064852_082C02_1C0B.SAFE",  # antimeridian
     "S1C_S4_GRDH_1SDH_20250118T171404_20250118T171421_000638_000538_4B8B.SAFE",
 ]
+PRODUCTS_DISAGREEING = PRODUCTS[1]  # IPF 2.36: srgr and grsr disagree by up to 4 pixels
 A, F = 6378137.0, 1 / 298.257223563
 E2 = F * (2 - F)
 
@@ -223,7 +225,23 @@ def test_range_polynomial_choice(case):
         g = annotation.geolocation_grid
         _, pixel = model.ground_to_sar(g.latitude, g.longitude, g.height)
         assert np.abs(pixel - g.pixel).max() < 2.0  # the annotated (rounded) pixel
+        # as close to ESA's grid as the products whose polynomials agree (0.06 to 0.31 px rms)
+        assert np.sqrt(np.mean((pixel - g.pixel) ** 2)) < 0.6
         assert np.abs(exact_pixel - g.pixel).max() > 3.0  # srgr's wiggle
+
+
+def test_polynomial_disagreement_logged_once_per_product_at_info(s1_dir, caplog):
+    """The early products' srgr/grsr disagreement is told once per product, at INFO, as harmless."""
+    from s1tiling.geometry import sar_model
+
+    annotation = parse_annotation(sorted((s1_dir / PRODUCTS_DISAGREEING).glob("annotation/*-001.xml"))[0])
+    sar_model._POLYNOMIALS_REPORTED.clear()
+    with caplog.at_level(logging.DEBUG, logger="s1tiling"):
+        for _ in range(3):
+            assert SarModel.from_annotation(annotation).range_polynomial == "grsr"
+    told = [r for r in caplog.records if "srgr and grsr" in r.getMessage()]
+    assert len(told) == 1 and told[0].levelno == logging.INFO
+    assert "uses grsr" in told[0].getMessage() and "unaffected" in told[0].getMessage()
 
 
 def test_precise_orbit_override(case, orbits_dir):

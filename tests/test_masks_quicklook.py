@@ -113,3 +113,36 @@ def test_quicklook(tmp_path):
     # 0.25 / 0.5 * 255 = 127.5; JPEG may move levels by a little
     assert np.abs(grey[2:-2, 1:6] - 128).max() <= 2
     assert grey[2:-2, 10:].max() <= 2
+
+
+def test_quicklook_default_is_a_db_stretch(tmp_path):
+    """Without a scale key: grey levels from the image's 2nd to 98th percentile in dB, so dark
+    fields (-20 dB), crops (-10 dB) and a few bright towns (0 dB) are all told apart, with a small
+    saturated fraction, where a linear scale shows all but the towns nearly black."""
+    values = np.full((200, 200), 0.01, dtype=np.float32)  # -20 dB
+    values[:, 100:] = 0.1  # -10 dB
+    values[:20, :20] = 1.0  # 0 dB: 1% of the pixels
+    values[190:, :] = 0.0  # no-data
+    src = tmp_path / "tile.tif"
+    write_tile(src, values)
+    out = write_quicklook(src, tmp_path / "tile_quicklook.jpg", ratio_percent=10)
+    with rasterio.open(out) as ds:
+        grey = ds.read(1).astype(int)
+        tags = ds.tags()
+    low, high = (float(v) for v in tags["QUICKLOOK_DB_RANGE"].split())
+    assert tags["QUICKLOOK_SCALE"] == "dB" and (low, high) == (pytest.approx(-20, abs=0.1), pytest.approx(-10, abs=0.1))
+    # JPEG moves levels a little (and rings beside the bright block): medians of each region
+    assert np.median(grey[6:16, 4:8]) <= 3  # -20 dB: black (1)
+    assert np.median(grey[4:16, 12:17]) >= 252  # -10 dB: white
+    assert np.median(grey[:2, :2]) >= 252  # 0 dB: white too (above the 98th percentile)
+    assert grey[19:, :].max() <= 4  # no-data stays 0 (JPEG: nearly)
+
+
+def test_quicklook_linear_scale_when_set(tmp_path):
+    values = np.full((100, 100), 0.05, dtype=np.float32)
+    src = tmp_path / "tile.tif"
+    write_tile(src, values)
+    out = write_quicklook(src, tmp_path / "ql.jpg", ratio_percent=10, scale=0.1)
+    with rasterio.open(out) as ds:
+        assert ds.tags()["QUICKLOOK_SCALE"] == "0.1" and "QUICKLOOK_DB_RANGE" not in ds.tags()
+        assert np.abs(ds.read(1).astype(int) - 128).max() <= 2

@@ -173,20 +173,23 @@ def test_docker_image_builds_the_module_in_a_build_stage():
     """No Docker engine here: the Dockerfile's text. A build stage compiles the module with the
     script (tested above) for the venv's Python; the final image copies the venv and the module
     only, and checks at build time that the module finds OTB's applications."""
-    build, final = _stages((ROOT / "docker/Dockerfile").read_text())
-    assert build[0] == "FROM debian:bookworm-slim AS build" and final[0] == "FROM debian:bookworm-slim"
+    venv, build, native, full = _stages((ROOT / "docker/Dockerfile").read_text())
+    assert venv[0] == "FROM debian:bookworm-slim AS venv" and build[0] == "FROM venv AS otb-build"
+    assert native[0] == "FROM debian:bookworm-slim AS native" and full[0] == "FROM native AS full"
+    final = native + full  # the full image (the default target) is the native one plus OTB
     build_text, final_text = "\n".join(build), "\n".join(final)
-    for package in ("otb-bin", "libotb-dev", "swig", "g++", "python3-dev", "xz-utils"):
+    for package in ("libotb-dev", "swig", "g++", "python3-dev", "xz-utils"):
         assert re.search(rf"apt-get install [^\n]*\b{re.escape(package)}(\s|$)", build_text), package
     assert ("RUN bash /src/scripts/build-otb-python.sh --python /opt/s1tiling/bin/python --prefix /opt/otb-python "
             "--pth") in build
-    assert "COPY --from=build /opt/s1tiling /opt/s1tiling" in final
-    assert "COPY --from=build /opt/otb-python/otbApplication.py /opt/otb-python/_otbApplication.*.so /opt/otb-python/" \
-        in final
+    assert "COPY --from=otb-build /opt/s1tiling /opt/s1tiling" in full  # the venv with the module's .pth
+    assert ("COPY --from=otb-build /opt/otb-python/otbApplication.py /opt/otb-python/_otbApplication.*.so "
+            "/opt/otb-python/") in full
+    assert re.search(r"apt-get install [^\n]*\botb-bin(\s|$)", "\n".join(full))
     assert "libotb-dev" not in final_text and "swig" not in final_text
     assert "OTB_APPLICATION_PATH=/opt/otb-python/applications" in final_text
     assert "import otbApplication" in final_text  # the image build fails if the module does not load
-    for instruction in build + final:  # what is copied from the build context exists
+    for instruction in venv + build + final:  # what is copied from the build context exists
         if instruction.startswith("COPY ") and "--from=" not in instruction:
             for source in instruction.split()[1:-1]:
                 assert (ROOT / source).exists(), source

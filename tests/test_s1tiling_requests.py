@@ -256,7 +256,7 @@ def test_s1tiling_1_1_style_normlim_request_with_filtering(inputs, tmp_path):
     # tags plus IMAGE_TYPE=QUICKLOOK, QUICKLOOK_SCALE and QUICKLOOK_PIXEL_RANGE
     quicklook = out / "_QL" / f"{vv}_quicklook.jpg"
     ql_tags = _tags(quicklook)
-    assert ql_tags["IMAGE_TYPE"] == "QUICKLOOK" and ql_tags["QUICKLOOK_SCALE"] == "0.5"
+    assert ql_tags["IMAGE_TYPE"] == "QUICKLOOK" and ql_tags["QUICKLOOK_SCALE"] == "dB"  # no scale_vv: dB stretch
     assert ql_tags["QUICKLOOK_PIXEL_RANGE"] == "1 255" and ql_tags["CALIBRATION"] == "Normlim"
     assert ql_tags["S2_TILE_CORRESPONDING_CODE"] == TILE
 

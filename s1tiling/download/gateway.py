@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -111,6 +112,10 @@ def open_gateway(eodag_config: Path | None = None) -> EODataAccessGateway:
             # EODAG would silently create a template there: a typo must not go unnoticed.
             raise ConfigurationError(f"EODAG configuration file {path} not found ([DataSource] eodag_config)")
         kwargs["cfg_file"] = path
+        providers = configured_providers(path)
+        if providers and not os.environ.get("EODAG_PROVIDERS_WHITELIST"):
+            # only the providers of the user's file: no silent fallback to one they never configured
+            kwargs["providers_whitelist"] = providers
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -120,6 +125,44 @@ def open_gateway(eodag_config: Path | None = None) -> EODataAccessGateway:
         raise ConfigurationError(f"{where}: cannot configure EODAG: {_describe(err)}") from err
     protect_logs()  # now that EODAG's plugins (and their loggers) are loaded
     return gateway
+
+
+#: The placeholders of config/eodag.yml.example (YOUR_CDSE_USERNAME...), and the like.
+_PLACEHOLDER = re.compile(r"^(YOUR_[A-Z0-9_]+|<[^>]*>|CHANGE_?ME|XXX+)$", re.IGNORECASE)
+
+
+def configured_providers(path: Path) -> list[str]:
+    """The providers of a user's EODAG file, highest priority first; raises :class:`ConfigurationError`
+    (before any network call) where credentials are still placeholders of the example file."""
+    import yaml
+
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigurationError(f"{path}: cannot read the EODAG configuration: {_describe(err)}") from err
+    if not isinstance(content, dict):
+        raise ConfigurationError(f"{path}: an EODAG configuration maps provider names to their settings")
+    providers = {name: conf for name, conf in content.items() if isinstance(conf, dict)}
+    placeholders = []
+    for name, conf in providers.items():
+        auth = conf.get("auth")
+        credentials = auth.get("credentials") if isinstance(auth, dict) else None
+        keys = [key for key, value in (credentials if isinstance(credentials, dict) else {}).items()
+                if isinstance(value, str) and _PLACEHOLDER.match(value.strip())]
+        if keys:
+            placeholders.append(f"{name} ({', '.join(keys)})")
+    if placeholders:
+        raise ConfigurationError(
+            f"{path}: the credentials of {'; '.join(placeholders)} are still the example's placeholders: put your "
+            "own there, or delete the providers you have no account with (only those in the file are searched)")
+
+    def priority(name: str) -> float:
+        try:
+            return -float(providers[name].get("priority", 0))
+        except (TypeError, ValueError):
+            return 0.0
+
+    return sorted(providers, key=priority)
 
 
 def _describe(err: Exception) -> str:

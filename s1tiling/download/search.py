@@ -151,9 +151,39 @@ def _search_area(dag, area: BaseGeometry, request: DownloadRequest, label: str):
                                provider, type(error).__name__, attempt + 1, request.nb_max_search_retries)
                 time.sleep(min(2.0 ** attempt, 30.0))
                 continue
-            raise DownloadError(f"searching {COLLECTION} over tile {label} failed on provider "
-                                f"{provider}: {type(error).__name__}: {redact(str(error))[:300]}")
+            raise DownloadError(f"searching {COLLECTION} over tile {label} failed:\n"
+                                + "\n".join(provider_failures(errors)))
         yield from results
+
+
+def provider_failures(errors: list[tuple[str, BaseException]]) -> list[str]:
+    """One line per provider that failed: what failed and how to fix it (the last error of each)."""
+    last = {provider: error for provider, error in errors}
+    return [f"  - {provider}: {_failure(error)}" for provider, error in last.items()]
+
+
+def _failure(error: BaseException) -> str:
+    name = type(error).__name__
+    chain = list(_chain(error))
+    innermost = next((e for e in reversed(chain) if str(e).strip()), error)  # e.g. "Connection refused"
+    text = redact(str(innermost)).strip().splitlines()[0][-200:] if str(innermost).strip() else name
+    causes = {type(e).__name__ for e in chain}
+    if causes & {"AuthenticationError", "MisconfiguredError"} or any(
+            code in str(error) for code in ("401", "403", "Unauthorized", "Forbidden")):
+        return (f"authentication refused ({text}): check this provider's credentials in your EODAG "
+                "configuration ([DataSource] eodag_config)")
+    if is_transient(error) or causes & {"ConnectionError", "NewConnectionError", "MaxRetryError", "gaierror",
+                                        "Timeout", "ReadTimeout", "ConnectTimeout", "TimeoutError"}:
+        return (f"cannot reach the provider ({text}): check the network connection (a proxy? HTTPS_PROXY), "
+                "or try again later; --nb_max_search_retries retries timed-out searches")
+    return f"{name}: {text}"
+
+
+def _chain(error: BaseException | None):
+    seen = 0
+    while error is not None and seen < 10:
+        yield error
+        error, seen = error.__cause__ or error.__context__, seen + 1
 
 
 def _wanted(product: FoundProduct, request: DownloadRequest) -> bool:

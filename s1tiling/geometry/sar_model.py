@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # the geometry floor reads annotations; it never imports the 
 log = logging.getLogger(__name__)
 
 _MAX_POLYNOMIAL_DISAGREEMENT = 0.1  # pixels, between srgr and grsr
+#: Products (mission, start time) whose srgr/grsr disagreement was logged already.
+_POLYNOMIALS_REPORTED: set[tuple[str, str]] = set()
 
 
 def _flat(*arrays: ArrayLike) -> tuple[tuple[int, ...], list[np.ndarray]]:
@@ -67,10 +69,15 @@ class SarModel:
         self.range_polynomial = "srgr"
         if self.polynomial_disagreement > _MAX_POLYNOMIAL_DISAGREEMENT:
             self.range_polynomial = "grsr"
-            log.warning(
-                "%s %s annotation: srgr and grsr polynomials disagree by up to %.2f pixels; using grsr",
-                annotation.mission, annotation.start_time, self.polynomial_disagreement,
-            )  # fmt: skip
+            product = (annotation.mission, str(annotation.start_time))
+            if product not in _POLYNOMIALS_REPORTED:  # once per product (per process), not per task
+                _POLYNOMIALS_REPORTED.add(product)
+                log.info(
+                    "%s %s: the srgr and grsr polynomials of this (early) annotation disagree by up to %.2f "
+                    "pixels; slant to ground range uses grsr, which follows ESA's geolocation grid (products "
+                    "unaffected, nothing to do)",
+                    annotation.mission, annotation.start_time, self.polynomial_disagreement,
+                )  # fmt: skip
         self._use_grsr = self.range_polynomial == "grsr"
 
     @classmethod

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import functools
 import logging
 import os
 import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from .. import grid
 from ..errors import MissingGeoidError
 from ..geometry.geoid import find_geoid
 from ..s1.product import open_product
+from .scene import scene_content
 from .synthetic import make_safe, write_zero_geoid
 from .testing import build_product, write_dem_folder
 
@@ -53,12 +51,11 @@ def find_reference_data() -> Path | None:
     return None
 
 
-def _pattern(rows, cols, spacing: float = 10.0):
-    """Synthetic backscatter: fields of different brightness (15 km), so that the result shows the
-    geometry; ``spacing``: the product's pixel size in metres."""
-    rows, cols = rows * (spacing / 10.0), cols * (spacing / 10.0)
-    fields = ((rows // 1500) + (cols // 1500)) % 3
-    return (80 + 60 * fields + 10 * np.sin(cols / 50.0)).astype(np.uint16)
+def _scene(template: Path, dem_dir: Path, origin: tuple[float, float], seed: int) -> dict:
+    """The measurement content of each polarisation of a product: :mod:`s1tiling.samples.scene`
+    (land cover, a river and a lake, VH below VV, terrain shading from ``dem_dir``, speckle)."""
+    product = open_product(template)
+    return {pol: scene_content(product, pol, dem_dir, seed=seed, origin=origin) for pol in product.polarisations}
 
 
 def _synthetic_templates(folder: Path) -> list[Path]:
@@ -89,20 +86,21 @@ def build_demo(root: str | Path, resolution: float = 20.0) -> Path:
     data = find_reference_data()
     if data is not None:
         tile, real_dem, geoid = DEMO_TILE, data / "dem", data / "geoid" / "egm96_15.gtx"
-        templates, content = [data / "s1" / name for name in DEMO_PRODUCTS], _pattern
+        templates = [data / "s1" / name for name in DEMO_PRODUCTS]
         origin = "real ESA metadata from the reference data"
     else:
         tile, real_dem, geoid = SYNTHETIC_TILE, None, _synthetic_geoid(root)
         templates = _synthetic_templates(root / "templates")
-        content = functools.partial(_pattern, spacing=SYNTHETIC_SPACING)
         origin = "synthetic metadata (no reference data found): flat terrain"
         logger.warning("s1tiling demo: reference data not found (S1TILING_TEST_DATA, ../shared/data): "
                        "synthetic products over S2 tile %s, flat terrain", tile)
-    for template in templates:
-        if not (s1_images / template.name).exists():
-            build_product(template, s1_images, content=content)
     # The DEM tiles under the S2 tile: real SRTM where the reference data has it, else flat (height 0).
     write_dem_folder(dem_dir, grid.tile(tile).footprint, real_dem)
+    centre = grid.tile(tile).footprint.centroid  # the river runs through the tile's centre
+    for template in templates:
+        if not (s1_images / template.name).exists():
+            logger.info("s1tiling demo: writing the synthetic pixels of %s", template.name)
+            build_product(template, s1_images, content=_scene(template, dem_dir, (centre.y, centre.x), seed=0))
     day = open_product(templates[0]).start_time.date()
     config = root / "S1Processor.cfg"
     config.write_text(f"""# Demo request written by `python -m s1tiling.demo`: {origin}

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +56,7 @@ Content = int | float | str | Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def build_product(template_safe: str | Path, out_dir: str | Path, *, zipped: bool = False,
-                  content: Content = DEFAULT_DN,
+                  content: Content | Mapping[str, Content] = DEFAULT_DN,
                   targets: Iterable[tuple[float, float, float]] = (), target_radius: int = 0,
                   zero_borders: tuple[int, int, int, int] | None = None,
                   polarisations: Iterable[str] | None = None, dtype: str = "uint16",
@@ -65,7 +65,8 @@ def build_product(template_safe: str | Path, out_dir: str | Path, *, zipped: boo
 
     - ``content``: a constant DN, ``"speckle"`` (seeded Rayleigh amplitudes, never 0; costs
       about 2 bytes per pixel on disk) or a callable ``f(rows, cols)`` getting broadcastable
-      absolute index arrays (rows (h, 1), cols (1, w)) of one strip and returning its DNs;
+      absolute index arrays (rows (h, 1), cols (1, w)) of one strip and returning its DNs; or a
+      mapping polarisation (``"VV"``...) -> one of those, for a different content per polarisation;
     - ``targets``: bright points ``(line, pixel, value)`` at rounded positions, each a
       (2 * target_radius + 1) square;
     - ``zero_borders``: (top, bottom, left, right) numbers of lines/samples set to 0 (no-data),
@@ -93,7 +94,8 @@ def build_product(template_safe: str | Path, out_dir: str | Path, *, zipped: boo
             lines, samples = size_override or (annotation.image.number_of_lines, annotation.image.number_of_samples)
             write_measurement(
                 safe / template.relative_path("measurement", pol), lines, samples,
-                content=content, targets=targets, target_radius=target_radius, zero_borders=zero_borders,
+                content=content[pol] if isinstance(content, Mapping) else content, targets=targets,
+                target_radius=target_radius, zero_borders=zero_borders,
                 gcps=geolocation_gcps(annotation.geolocation_grid), description=_description(template),
                 software=f"Sentinel-1 IPF {template.manifest.ipf_version_text}", dtype=dtype, seed=seed,
             )
