@@ -56,6 +56,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import progress as progress_events
 from .config import walltime_seconds
 from .errors import ConfigurationError, ExitCode, MissingApplicationError, NoWorkerError, S1TilingError
 from .writing import cleanup_stale_temporaries
@@ -142,16 +143,20 @@ def _wants_inputs(func: Callable) -> bool:
     return parameter is not None and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
 
 
-def _execute(func, args, kwargs, inputs, log_level=None, key=None):
-    """Runs one task (on a worker); any exception comes out as a :class:`TaskFailure`."""
+def _execute(func, args, kwargs, inputs, log_level=None, key=None, sink=None):
+    """Runs one task (on a worker); any exception comes out as a :class:`TaskFailure`.
+
+    ``sink``: where :func:`s1tiling.progress.report` sends the task's progress (None: as a dask
+    event to the driver, :func:`s1tiling.progress.worker_sink`)."""
     if log_level is not None:
         logging.getLogger(FORWARDED_LOGGER).setLevel(log_level)
     start = time.perf_counter()
     logger.debug("Task %s started", key)
     try:
-        if inputs is None:
-            return func(*args, **kwargs)
-        return func(*args, inputs=inputs, **kwargs)
+        with progress_events.task(str(key), sink or progress_events.worker_sink):
+            if inputs is None:
+                return func(*args, **kwargs)
+            return func(*args, inputs=inputs, **kwargs)
     except Exception as err:  # noqa: BLE001 - every failure is reported, none stops the run
         failure = TaskFailure.from_exception(err)
     finally:
@@ -319,12 +324,27 @@ class _ConsoleBarHandler(logging.Handler):
             self.handleError(record)
 
 
+def _duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``2 h 05 min``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
 class _Progress:
-    """Counts finished tasks; a tqdm bar on a terminal, and a log line every PROGRESS_LOG_INTERVAL s."""
+    """Counts finished tasks, and the fractions running tasks report (:mod:`s1tiling.progress`);
+    a tqdm bar on a terminal, and a log line every PROGRESS_LOG_INTERVAL s with the share of
+    the work done and an estimate of the time left."""
 
     def __init__(self, total: int, bar: bool | None):
         self.total = total
         self.counts: Counter[str] = Counter()
+        self.partial: dict[str, float] = {}  # task key -> fraction done, while it runs
+        self.counts_keys: set[str] = set()   # the finished tasks' keys
+        self.started = time.monotonic()
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._bar = None
         self._swapped: list[tuple[logging.Handler, logging.Handler]] = []
@@ -346,10 +366,41 @@ class _Progress:
                 root.addHandler(above_bar)
                 self._swapped.append((handler, above_bar))
 
+    def fraction(self) -> float:
+        """The share of the run's work done: finished tasks, plus what running tasks reported."""
+        with self._lock:
+            done = sum(self.counts.values()) + sum(self.partial.values())
+        return min(1.0, done / self.total) if self.total else 1.0
+
     def line(self) -> str:
         c = self.counts
-        return (f"{sum(c.values())}/{self.total} tasks finished "
+        text = (f"{sum(c.values())}/{self.total} tasks finished "
                 f"({c['done']} done, {c['failed']} failed, {c['skipped']} skipped)")
+        share = self.fraction()
+        if 0.0 < share < 1.0:
+            left = (time.monotonic() - self.started) * (1.0 - share) / share
+            text += f", {share:.0%} of the work, about {_duration(left)} left"
+        return text
+
+    def advance(self, key: str, fraction: float) -> None:
+        """A running task reports ``fraction`` of its work done."""
+        with self._lock:
+            if key in self.counts_keys:
+                return  # a late report of a finished task
+            self.partial[key] = fraction
+        self._redraw()
+
+    def on_event(self, event) -> None:
+        """Handler of the workers' :data:`s1tiling.progress.TOPIC` events: ``(time, {key, fraction})``."""
+        with contextlib.suppress(Exception):
+            message = event[1]
+            self.advance(str(message["key"]), float(message["fraction"]))
+
+    def _redraw(self) -> None:
+        if self._bar is not None:
+            with self._lock:
+                target = sum(self.counts.values()) + sum(self.partial.values())
+                self._bar.update(target - self._bar.n)
 
     def _log_periodically(self):
         while not self._stop.wait(PROGRESS_LOG_INTERVAL):
@@ -357,10 +408,13 @@ class _Progress:
 
     def add(self, outcomes: Iterable[TaskOutcome]):
         for outcome in outcomes:
-            self.counts[outcome.status] += 1
+            with self._lock:
+                self.counts[outcome.status] += 1
+                self.counts_keys.add(outcome.key)
+                self.partial.pop(outcome.key, None)
             if self._bar is not None:
-                self._bar.update(1)
                 self._bar.set_postfix(failed=self.counts["failed"], skipped=self.counts["skipped"], refresh=False)
+            self._redraw()
 
     def close(self):
         self._stop.set()
@@ -401,7 +455,8 @@ def _run_sequentially(graph: _Graph, progress: _Progress) -> None:
         task = graph.tasks[key]
         inputs = {d: graph.outcomes[d].result for d in task.deps} if _wants_inputs(task.func) else None
         # called at once by _outcome_of, within this iteration
-        outcome = _outcome_of(task, lambda: _execute(task.func, task.args, task.kwargs, inputs, key=key))  # noqa: B023
+        outcome = _outcome_of(task, lambda: _execute(task.func, task.args, task.kwargs, inputs,  # noqa: B023
+                                                     key=key, sink=progress.advance))  # noqa: B023
         _log_failure(outcome)
         _, skipped = graph.record(outcome)
         progress.add([outcome, *skipped])
@@ -523,6 +578,7 @@ def _run_distributed(graph: _Graph, client, settings, progress: _Progress, limit
     watcher = threading.Thread(target=_watch_workers, args=(client, watch, stop, give_up),
                                name="s1tiling-workers", daemon=True)
     client.forward_logging(FORWARDED_LOGGER, level=log_level)
+    client.subscribe_topic(progress_events.TOPIC, progress.on_event)
     try:
         for key in graph.roots():
             launch(key)
@@ -550,6 +606,8 @@ def _run_distributed(graph: _Graph, client, settings, progress: _Progress, limit
         live.clear()
         with contextlib.suppress(Exception):
             client.unforward_logging(FORWARDED_LOGGER)
+        with contextlib.suppress(Exception):
+            client.unsubscribe_topic(progress_events.TOPIC)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ PACKAGE = Path(s1tiling.__file__).parent
 #: or lower, never higher. Same-floor imports must not form a cycle.
 FLOORS = {
     # 0: shared by everything
-    "s1tiling": 0, "errors": 0, "times": 0,
+    "s1tiling": 0, "errors": 0, "times": 0, "progress": 0,
     # 1: the lower floors, one job each
     "config": 1, "logs": 1, "naming": 1, "grid": 1, "s1": 1, "geometry": 1, "resampling": 1,
     "radiometry": 1, "ortho": 1, "writing": 1, "masks": 1, "filtering": 1, "quicklook": 1,

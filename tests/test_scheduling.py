@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from s1tiling import scheduling
+from s1tiling import progress as progress_events, scheduling
 from s1tiling.config import load_config
 from s1tiling.errors import ProductError
 from s1tiling.scheduling import Task, executor_for, job_script, run_tasks, run_temporary_dir
@@ -194,7 +194,38 @@ def test_progress_lines_are_logged_periodically(settings2, caplog, monkeypatch):
     tasks = [Task(f"wait/{i}", interval, (0.3,)) for i in range(2)]
     run_tasks(tasks, settings2, client="sequential", progress=False)
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress: ")]
-    assert progress and re.fullmatch(r"Progress: [012]/2 tasks finished \(\d done, 0 failed, 0 skipped\)", progress[0])
+    assert progress and re.fullmatch(r"Progress: [012]/2 tasks finished \(\d done, 0 failed, 0 skipped\)"
+                                     r"(, \d+% of the work, about \d+ s left)?", progress[0])
+
+
+def stepwise(steps, seconds):
+    """A task that reports its progress after each of its ``steps`` (as a maker does per block)."""
+    for step in range(steps):
+        time.sleep(seconds)
+        progress_events.report(step + 1, steps)
+    return steps
+
+
+def _shares_before_the_end(caplog) -> list[int]:
+    """The shares of the work (%) in the progress lines logged while no task had finished."""
+    found = (re.fullmatch(r"Progress: 0/1 tasks finished \(0 done, 0 failed, 0 skipped\), (\d+)% of the work, "
+                          r"about \d+ (s|min) left", r.getMessage()) for r in caplog.records)
+    return [int(m.group(1)) for m in found if m]
+
+
+@pytest.mark.parametrize("where", ["in process", "on a worker"])
+def test_progress_within_a_task_moves_the_meter(where, local2, settings2, caplog, monkeypatch):
+    """One task (one tile) that reports its blocks: the progress lines say how much of it is done,
+    with the time left, long before it finishes; from a worker through dask's events."""
+    monkeypatch.setattr(scheduling, "PROGRESS_LOG_INTERVAL", 0.2)
+    caplog.set_level(logging.INFO, logger="s1tiling")
+    client = "sequential" if where == "in process" else local2
+    report = run_tasks([Task("tile", stepwise, (4, 1.2))], settings2, client=client, progress=False)
+    assert report.exit_code == 0
+    shares = _shares_before_the_end(caplog)
+    assert shares, [r.getMessage() for r in caplog.records]
+    assert all(0 < share < 100 for share in shares) and shares == sorted(shares)
+    assert max(shares) >= 50  # 2 of 4 blocks reported at least
 
 
 def test_connecting_to_a_running_scheduler(local2, tmp_path):
@@ -320,6 +351,7 @@ def test_importing_dask_jobqueue_keeps_the_sigint_handler(tmp_path):
     pytest.importorskip("dask_jobqueue")
     code = """
 import os, signal, sys
+from s1tiling import progress as progress_events
 from s1tiling import scheduling
 class Settings:
     config_file = 'x.cfg'
