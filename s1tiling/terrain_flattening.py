@@ -74,6 +74,7 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.windows import Window
 
+from . import progress
 from .context import Context
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
 from .geometry.orbit import orbit_state
@@ -564,6 +565,7 @@ def produce_gamma_area(job: MapJob, context: Context) -> list[str]:
                 ratio *= area
                 ratio[np.isnan(ratio)] = nodata
                 writer.write(ratio.astype(np.float32), Window(c0, r0, w, h))
+                progress.report(r0 * cols + (c0 + w) * h, rows * cols)
     logger.info("%s orbit %03d: wrote %s", job.tile, job.orbit, Path(path).name)
     return [path] + masks
 
