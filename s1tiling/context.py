@@ -11,13 +11,16 @@ share, each decided in one place:
 - the orbit policy (:meth:`Context.orbit_vectors`): the precise orbit of ``eof_dir`` when one
   covers the whole pass (with :data:`~s1tiling.geometry.orbit.ORBIT_MARGIN` seconds around it),
   else the state vectors annotated in the slices;
-- the output layout (:attr:`Context.layout`): the folders of the name templates.
+- the output layout (:attr:`Context.layout`): the folders of the name templates;
+- the threads of a task (:attr:`Context.threads`): ``nb_otb_threads``, or the share of the
+  machine's cores of each of the run's ``nb_parallel_processes`` when that is more.
 
 A context pickles as its settings alone: workers rebuild what they use.
 """
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -29,7 +32,13 @@ from affine import Affine
 from . import grid
 from .geometry.dem import DemCatalog
 from .geometry.geoid import Geoid, find_geoid
-from .geometry.orbit import Orbit, StateVectors, find_orbit_file, read_eof, select_state_vectors
+from .geometry.orbit import (
+    Orbit,
+    StateVectors,
+    find_orbit_file,
+    read_eof,
+    select_state_vectors,
+)
 from .geometry.sar_model import SarModel
 from .geometry.zero_doppler import ZeroDopplerOrbit
 from .naming import layout
@@ -63,6 +72,14 @@ class OutputGrid:
         return self.rows, self.cols
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. a SLURM allocation)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @lru_cache(maxsize=4)
 def _geoid(path: str | None) -> Geoid:
     return Geoid(find_geoid(path))
@@ -83,6 +100,14 @@ class Context:
     @property
     def processing(self):
         return self.settings.processing
+
+    @property
+    def threads(self) -> int:
+        """Threads a task uses: ``nb_otb_threads``, or more when the cores this process may run
+        on, shared by the ``nb_parallel_processes`` of the run, allow (a run of one process
+        on two cores uses both for its tile)."""
+        proc = self.settings.processing
+        return max(proc.nb_otb_threads, usable_cores() // max(proc.nb_parallel_processes, 1))
 
     @cached_property
     def tile_grid(self) -> grid.TileGrid:

@@ -40,10 +40,14 @@ PIXEL_TYPES = {
 }
 
 _FLOAT_DEFLATE = {"COMPRESS": "DEFLATE", "PREDICTOR": "3", "TILED": "YES"}
+#: Tile images: DEFLATE at its fastest level, no predictor. On speckled backscatter the
+#: floating-point predictor makes files larger, and level 6 takes twice the time of level 1
+#: for 1% less (``benchmarks/bench_ortho.py --write-floor`` measures the options of a request).
+_TILE_DEFLATE = {"COMPRESS": "DEFLATE", "ZLEVEL": "1", "TILED": "YES"}
 
 #: product kind (``creation_options.<kind>``) -> default (pixel type, GDAL creation options)
 DEFAULT_CREATION_OPTIONS: dict[str, tuple[str, dict[str, str]]] = {
-    "tiled": ("float32", _FLOAT_DEFLATE),
+    "tiled": ("float32", _TILE_DEFLATE),
     "filtered": ("float32", _FLOAT_DEFLATE),
     "mask": ("uint8", {"COMPRESS": "DEFLATE"}),
     "lia_deg": ("uint16", {"COMPRESS": "DEFLATE"}),

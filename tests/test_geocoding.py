@@ -9,14 +9,17 @@ import functools
 import numpy as np
 import pyproj
 import pytest
+from e2e_helpers import smooth_in_time
 
 from s1tiling.geometry import SarModel, read_eof
-from s1tiling.geometry.ellipsoid import ecef_to_geodetic, ellipsoid_normal, geodetic_to_ecef
+from s1tiling.geometry.ellipsoid import (
+    ecef_to_geodetic,
+    ellipsoid_normal,
+    geodetic_to_ecef,
+)
 from s1tiling.geometry.orbit import StateVectors
 from s1tiling.s1.annotation import SPEED_OF_LIGHT, parse_annotation
 from s1tiling.times import seconds_since
-
-from e2e_helpers import smooth_in_time
 
 PRODUCTS = [
     "S1A_IW_GRDH_1SDV_20150203T043109_20150203T043134_004454_00574F_6D00.SAFE",

@@ -58,7 +58,7 @@ _ID = re.compile(r"^([NS])(\d{2})([EW])(\d{3})$")
 # --------------------------------------------------------------------------- sampling
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _interpolate(grid, r, c, method):
     """``grid`` at fractional post coordinates (r, c), clamped to the grid; NaN in, NaN out."""
     if math.isnan(r) or math.isnan(c):
@@ -98,7 +98,7 @@ def _lattice_value(grid, lattice, lat, lon, method):
     return _interpolate(grid, (lat0 - lat) / dlat, (lon - lon0) / dlon, method)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def sample_lattice(grid, lattice, lat, lon, method, out):
     """out[i] = the grid interpolated at (lat[i], lon[i]); see :func:`_lattice_value`."""
     for i in prange(lat.size):
@@ -120,16 +120,25 @@ def _axis_weights(pos, n):
     return first, second, frac
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True, inline="always", nogil=True)
+def _wrapped(lon, wrap_start):
+    """``lon`` brought into [wrap_start, wrap_start + 360) (unchanged when wrap_start is NaN)."""
+    if math.isnan(wrap_start):
+        return lon
+    return lon - 360.0 * math.floor((lon - wrap_start) / 360.0)
+
+
+@njit(parallel=True, cache=True, nogil=True)
 def _sample_raster(lat_sub, lon_sub, row_pos, col_pos, grid, lattice, method, geoid, geoid_lattice, with_geoid, out):
     """Heights at every target pixel (i, j), plus the geoid's (bilinear) when ``with_geoid``:
     its lat/lon interpolated bilinearly (as :func:`_interpolate`) in the exact sub-grid
     (lat_sub, lon_sub) at fractional position (row_pos[i], col_pos[j]).
 
     Rows between the same two sub-grid rows share the interpolation along columns: it is
-    done once for them."""
+    done once for them, in the lattice's post coordinates (linear in lat and lon)."""
     r0s, r1s, frs = _axis_weights(row_pos, lat_sub.shape[0])
     c0s, c1s, fcs = _axis_weights(col_pos, lat_sub.shape[1])
+    lat0, lon0, dlat, dlon, wrap_start = lattice
     starts = [0]
     for i in range(1, row_pos.size):
         if r0s[i] != r0s[i - 1]:
@@ -139,19 +148,28 @@ def _sample_raster(lat_sub, lon_sub, row_pos, col_pos, grid, lattice, method, ge
     for s in prange(len(starts) - 1):
         r0, r1 = r0s[starts[s]], r1s[starts[s]]
         along = np.empty((4, cols))  # lat, lon on sub-grid rows r0 and r1
+        posts = np.empty((4, cols))  # the same as post row and column of the lattice
         for j in range(cols):
             c0, c1, fc = c0s[j], c1s[j], fcs[j]
             along[0, j] = lat_sub[r0, c0] + fc * (lat_sub[r0, c1] - lat_sub[r0, c0])
             along[1, j] = lat_sub[r1, c0] + fc * (lat_sub[r1, c1] - lat_sub[r1, c0])
             along[2, j] = lon_sub[r0, c0] + fc * (lon_sub[r0, c1] - lon_sub[r0, c0])
             along[3, j] = lon_sub[r1, c0] + fc * (lon_sub[r1, c1] - lon_sub[r1, c0])
+            posts[0, j] = (lat0 - along[0, j]) / dlat
+            posts[1, j] = (lat0 - along[1, j]) / dlat
+            posts[2, j] = (_wrapped(along[2, j], wrap_start) - lon0) / dlon
+            posts[3, j] = (_wrapped(along[3, j], wrap_start) - lon0) / dlon
         for i in range(starts[s], starts[s + 1]):
             fr = frs[i]
             for j in range(cols):
-                lat = along[0, j] + fr * (along[1, j] - along[0, j])
-                lon = along[2, j] + fr * (along[3, j] - along[2, j])
-                height = _lattice_value(grid, lattice, lat, lon, method)
-                out[i, j] = height + (_lattice_value(geoid, geoid_lattice, lat, lon, BILINEAR) if with_geoid else 0.0)
+                r = posts[0, j] + fr * (posts[1, j] - posts[0, j])
+                c = posts[2, j] + fr * (posts[3, j] - posts[2, j])
+                height = _interpolate(grid, r, c, method)
+                if with_geoid:
+                    lat = along[0, j] + fr * (along[1, j] - along[0, j])
+                    lon = along[2, j] + fr * (along[3, j] - along[2, j])
+                    height += _lattice_value(geoid, geoid_lattice, lat, lon, BILINEAR)
+                out[i, j] = height
 
 
 def _method(resampling: str) -> int:
@@ -269,6 +287,7 @@ class DemCatalog:
         self.dem_format = dem_format
         self.footprints = read_footprints(dem_database) if dem_database else None
         self._reported: set[str] = set()  # ids of the missing tiles reported, and "voids" once voids were
+        self._preloaded: tuple[tuple[float, float, float, float], _Mosaic] | None = None
 
     def path(self, tid: str) -> Path:
         """File of a tile, from ``dem_format``."""
@@ -347,8 +366,30 @@ class DemCatalog:
 
     # ----------------------------------------------------------------------- mosaic
 
+    def preload(self, crs, transform, shape) -> None:
+        """Read, once, the posts under a raster grid (``transform`` and ``shape`` in ``crs``, e.g.
+        a whole S2 tile): later :meth:`heights_on_grid` and :meth:`heights_at` calls within it
+        sample them instead of reading the tiles again (one region is kept per catalog)."""
+        rows, cols = shape
+        edge = np.linspace(0.0, 1.0, 33)
+        cc = np.concatenate([edge, np.ones(33), edge[::-1], np.zeros(33)]) * cols
+        rr = np.concatenate([np.zeros(33), edge, np.ones(33), edge[::-1]]) * rows
+        x, y = Affine(*tuple(transform)[:6]) @ (cc, rr)
+        lon, lat = Transformer.from_crs(CRS.from_user_input(crs), "EPSG:4326", always_xy=True).transform(x, y)
+        lon = _unwrap(lon)
+        # Margin of a hundredth of the extent: the boundary between the edge points bulges.
+        pad_lon, pad_lat = 0.01 * (lon.max() - lon.min()) + 1e-3, 0.01 * (lat.max() - lat.min()) + 1e-3
+        bounds = (lon.min() - pad_lon, lat.min() - pad_lat, lon.max() + pad_lon, lat.max() + pad_lat)
+        self._preloaded = None
+        self._preloaded = (bounds, self._mosaic(*bounds))
+
     def _mosaic(self, west, south, east, north) -> _Mosaic:
         """The posts around [west, east] x [south, north] (degrees, east may exceed 180)."""
+        preloaded = self._preloaded
+        if preloaded is not None:
+            (w, s, e, n), mosaic = preloaded
+            if w <= west and s <= south and east <= e and north <= n:
+                return mosaic
         missing = [t for t in self.missing_tiles((west, south, east, north)) if t not in self._reported]
         if missing:  # each missing tile is reported once per catalog
             self._reported.update(missing)

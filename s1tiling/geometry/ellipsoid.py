@@ -68,13 +68,13 @@ def normal_rad(lat, lon):
     return clat * math.cos(lon), clat * math.sin(lon), math.sin(lat)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _to_ecef(lat, lon, h, x, y, z):
     for i in prange(lat.size):
         x[i], y[i], z[i] = geodetic_to_ecef_rad(math.radians(lat[i]), math.radians(lon[i]), h[i])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _to_geodetic(x, y, z, lat, lon, h):
     for i in prange(x.size):
         la, lo, hh = ecef_to_geodetic_rad(x[i], y[i], z[i])

@@ -158,7 +158,7 @@ def ground_to_slant_range(t, ground, conversion, use_grsr):
     return slant
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def convert_ranges(t, values, conversion, use_grsr, to_ground, out):
     """:func:`slant_to_ground_range` (``to_ground``) or :func:`ground_to_slant_range` over arrays."""
     for i in prange(t.size):
@@ -175,7 +175,7 @@ def _ecef(a, b, c, geodetic):
     return a, b, c
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _to_ecef(a, b, c, geodetic, out):
     for i in prange(a.size):
         out[i, 0], out[i, 1], out[i, 2] = _ecef(a[i], b[i], c[i], geodetic)
@@ -188,7 +188,7 @@ def ecef_points(a, b, c, geodetic):
     return points
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _sar_positions(points, times, satellites, conversion, use_grsr, azimuth_time_interval, range_spacing, line, pixel):
     for i in prange(times.size):
         t = times[i]
@@ -250,7 +250,7 @@ def _point_at_height(s, v, slant, height):
     return np.nan, np.nan
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def sar_to_ground(
     line, pixel, height, orbit, conversion, use_grsr, azimuth_time_interval, range_spacing, lat, lon
 ):
