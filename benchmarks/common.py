@@ -101,7 +101,12 @@ def s1tiling_command(config: Path, *args: str) -> list[str]:
 
 def python_json(code: str, **kwargs) -> tuple[dict, dict]:
     """Run Python ``code`` that prints one JSON line starting with 'RESULT '; (that JSON, :func:`run`'s)."""
-    result = run([sys.executable, "-c", code], **kwargs)
+    return run_json([sys.executable, "-c", code], **kwargs)
+
+
+def run_json(command: list[str], **kwargs) -> tuple[dict, dict]:
+    """Run ``command``, which prints one JSON line starting with 'RESULT '; (that JSON, :func:`run`'s)."""
+    result = run(command, **kwargs)
     lines = [line for line in result["output"].splitlines() if line.startswith("RESULT ")]
     if result["status"] != 0 or not lines:
         raise SystemExit(f"benchmark step failed:\n{result['output']}")

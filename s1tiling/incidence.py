@@ -51,7 +51,7 @@ from rasterio.windows import Window
 
 from .blocks import block_threads, block_windows, in_order
 from .context import Context
-from .geometry.ellipsoid import geodetic_to_ecef, geodetic_to_ecef_rad, normal_rad
+from .geometry.ellipsoid import WGS84_A, WGS84_E2, geodetic_to_ecef
 from .geometry.zero_doppler import ZeroDopplerOrbit, incidence_cosine, zero_doppler
 from .plan import MapJob
 from .s1.product import Product, open_product
@@ -124,11 +124,10 @@ def _map_cosines(orbit: ZeroDopplerOrbit, crs, transform, heights, border: int) 
     if np.ptp(lon) > 180.0:  # across the antimeridian: continuous longitudes to interpolate
         lon = np.where(lon < 0.0, lon + 360.0, lon)
     row_pos = np.interp(np.arange(rows), sub_rows, np.arange(sub_rows.size))
-    col_pos = np.interp(np.arange(cols), sub_cols, np.arange(sub_cols.size))
     points = np.empty((rows, cols, 3))
     normals = np.empty((rows, cols, 3)) if border == 0 else np.empty((1, 1, 3))
     _grid_points(np.ascontiguousarray(lat, dtype=np.float64), np.ascontiguousarray(lon, dtype=np.float64),
-                 row_pos, col_pos, heights, points, normals, border == 0)
+                 row_pos, sub_cols.astype(np.int64), heights, points, normals, border == 0)
     inner = (rows - 2 * border, cols - 2 * border)
     inner_transform = transform @ Affine.translation(border, border)
     inner_heights = heights[border:rows - border, border:cols - border]
@@ -166,36 +165,43 @@ def _node_satellites(orbit: ZeroDopplerOrbit, crs, transform, shape, heights):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _grid_points(lat_sub, lon_sub, row_pos, col_pos, heights, points, normals, with_normals):
+def _grid_points(lat_sub, lon_sub, row_pos, sub_cols, heights, points, normals, with_normals):
     """ECEF points of the pixel centres at their ellipsoidal ``heights``, their latitude and
-    longitude bilinear in the exact sub-grid at (row_pos, col_pos); the ellipsoid normals too
-    ``with_normals``."""
-    rows, cols = heights.shape
+    longitude bilinear in the exact sub-grid (at fractional row ``row_pos``, exact at columns
+    ``sub_cols``); the ellipsoid normals too ``with_normals``.
+
+    Between two sub-grid columns latitude and longitude are linear in the column, so their sines
+    and cosines follow by rotation (angle addition) from the first column's: two calls of sin
+    and cos every few pixels instead of every pixel, for the same values (to 1e-15)."""
+    rows = heights.shape[0]
     nr, nc = lat_sub.shape
     for i in numba.prange(rows):
         r = min(max(row_pos[i], 0.0), nr - 1.0)
         r0 = min(int(r), max(nr - 2, 0))
         r1 = min(r0 + 1, nr - 1)
         fr = r - r0
-        for j in range(cols):
-            c = min(max(col_pos[j], 0.0), nc - 1.0)
-            c0 = min(int(c), max(nc - 2, 0))
-            c1 = min(c0 + 1, nc - 1)
-            fc = c - c0
-            lat = ((1 - fr) * (lat_sub[r0, c0] + fc * (lat_sub[r0, c1] - lat_sub[r0, c0]))
-                   + fr * (lat_sub[r1, c0] + fc * (lat_sub[r1, c1] - lat_sub[r1, c0])))
-            lon = ((1 - fr) * (lon_sub[r0, c0] + fc * (lon_sub[r0, c1] - lon_sub[r0, c0]))
-                   + fr * (lon_sub[r1, c0] + fc * (lon_sub[r1, c1] - lon_sub[r1, c0])))
-            la, lo = math.radians(lat), math.radians(lon)
-            points[i, j, 0], points[i, j, 1], points[i, j, 2] = geodetic_to_ecef_rad(la, lo, heights[i, j])
-            if with_normals:
-                normals[i, j, 0], normals[i, j, 1], normals[i, j, 2] = normal_rad(la, lo)
-
-
-@numba.njit(cache=True, inline="always", nogil=True)
-def _bilinear3(nodes, k, j, i, d, w00, w01, w10, w11):
-    return (w00 * nodes[k, j, i, d] + w01 * nodes[k, j, i + 1, d] + w10 * nodes[k, j + 1, i, d]
-            + w11 * nodes[k, j + 1, i + 1, d])
+        for k in range(max(nc - 1, 1)):
+            k1 = min(k + 1, nc - 1)
+            j0 = sub_cols[k]
+            j1 = sub_cols[k1] + 1 if k1 == nc - 1 else sub_cols[k1]  # the last segment ends on its column
+            span = max(sub_cols[k1] - j0, 1)
+            la = math.radians((1 - fr) * lat_sub[r0, k] + fr * lat_sub[r1, k])
+            lb = math.radians((1 - fr) * lat_sub[r0, k1] + fr * lat_sub[r1, k1])
+            oa = math.radians((1 - fr) * lon_sub[r0, k] + fr * lon_sub[r1, k])
+            ob = math.radians((1 - fr) * lon_sub[r0, k1] + fr * lon_sub[r1, k1])
+            slat, clat, slon, clon = math.sin(la), math.cos(la), math.sin(oa), math.cos(oa)
+            dla, dlo = (lb - la) / span, (ob - oa) / span
+            sdla, cdla, sdlo, cdlo = math.sin(dla), math.cos(dla), math.sin(dlo), math.cos(dlo)
+            for j in range(j0, j1):
+                n = WGS84_A / math.sqrt(1.0 - WGS84_E2 * slat * slat)
+                h = heights[i, j]
+                points[i, j, 0] = (n + h) * clat * clon
+                points[i, j, 1] = (n + h) * clat * slon
+                points[i, j, 2] = (n * (1.0 - WGS84_E2) + h) * slat
+                if with_normals:
+                    normals[i, j, 0], normals[i, j, 1], normals[i, j, 2] = clat * clon, clat * slon, slat
+                slat, clat = slat * cdla + clat * sdla, clat * cdla - slat * sdla
+                slon, clon = slon * cdlo + clon * sdlo, clon * cdlo - slon * sdlo
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -207,26 +213,32 @@ def _cosines(points, normals, border, nodes, layers, u0, du, v0, dv, heights, or
     rows, cols = out.shape
     ny, nx = nodes.shape[1], nodes.shape[2]
     h0, h1, h2 = layers[0], layers[1], layers[2]
+    q0, q1, q2 = 1.0 / ((h0 - h1) * (h0 - h2)), 1.0 / ((h1 - h0) * (h1 - h2)), 1.0 / ((h2 - h0) * (h2 - h1))
     for r in numba.prange(rows):
         v = v0 + r * dv
         j = min(max(int(math.floor(v)), 0), ny - 2)
         fv = v - j
+        along = np.empty((nx, 3, 3))  # the nodes' columns interpolated at this row: (column, layer, axis)
+        for i in range(nx):
+            for k in range(3):
+                for d in range(3):
+                    along[i, k, d] = nodes[k, j, i, d] + fv * (nodes[k, j + 1, i, d] - nodes[k, j, i, d])
         for c in range(cols):
             u = u0 + c * du
             i = min(max(int(math.floor(u)), 0), nx - 2)
             fu = u - i
             pr, pc = r + border, c + border
             h = heights[pr, pc]
-            a0 = (h - h1) * (h - h2) / ((h0 - h1) * (h0 - h2))
-            a1 = (h - h0) * (h - h2) / ((h1 - h0) * (h1 - h2))
-            a2 = (h - h0) * (h - h1) / ((h2 - h0) * (h2 - h1))
-            w00, w01, w10, w11 = (1 - fu) * (1 - fv), fu * (1 - fv), (1 - fu) * fv, fu * fv
-            sx = a0 * _bilinear3(nodes, 0, j, i, 0, w00, w01, w10, w11) + a1 * _bilinear3(
-                nodes, 1, j, i, 0, w00, w01, w10, w11) + a2 * _bilinear3(nodes, 2, j, i, 0, w00, w01, w10, w11)
-            sy = a0 * _bilinear3(nodes, 0, j, i, 1, w00, w01, w10, w11) + a1 * _bilinear3(
-                nodes, 1, j, i, 1, w00, w01, w10, w11) + a2 * _bilinear3(nodes, 2, j, i, 1, w00, w01, w10, w11)
-            sz = a0 * _bilinear3(nodes, 0, j, i, 2, w00, w01, w10, w11) + a1 * _bilinear3(
-                nodes, 1, j, i, 2, w00, w01, w10, w11) + a2 * _bilinear3(nodes, 2, j, i, 2, w00, w01, w10, w11)
+            a0, a1, a2 = (h - h1) * (h - h2) * q0, (h - h0) * (h - h2) * q1, (h - h0) * (h - h1) * q2
+            sx = (a0 * (along[i, 0, 0] + fu * (along[i + 1, 0, 0] - along[i, 0, 0]))
+                  + a1 * (along[i, 1, 0] + fu * (along[i + 1, 1, 0] - along[i, 1, 0]))
+                  + a2 * (along[i, 2, 0] + fu * (along[i + 1, 2, 0] - along[i, 2, 0])))
+            sy = (a0 * (along[i, 0, 1] + fu * (along[i + 1, 0, 1] - along[i, 0, 1]))
+                  + a1 * (along[i, 1, 1] + fu * (along[i + 1, 1, 1] - along[i, 1, 1]))
+                  + a2 * (along[i, 2, 1] + fu * (along[i + 1, 2, 1] - along[i, 2, 1])))
+            sz = (a0 * (along[i, 0, 2] + fu * (along[i + 1, 0, 2] - along[i, 0, 2]))
+                  + a1 * (along[i, 1, 2] + fu * (along[i + 1, 1, 2] - along[i, 1, 2]))
+                  + a2 * (along[i, 2, 2] + fu * (along[i + 1, 2, 2] - along[i, 2, 2])))
             px, py, pz = points[pr, pc, 0], points[pr, pc, 1], points[pr, pc, 2]
             if math.isnan(sx):  # a node is past the orbit: this pixel's own solution, if it is within
                 node_times, origins, scales, coefs = orbit
