@@ -87,10 +87,33 @@ def sample_position(imgs, line0, pixel0, nlines, npixels, lf, pf, radius, floor,
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def sample_positions(imgs, line0, pixel0, nlines, npixels, lines, pixels, radius, floor, out):
-    """:func:`sample_position` at every position ``k`` of ``lines``/``pixels``."""
+def _interpolate_positions(imgs, line0, pixel0, nlines, npixels, lines, pixels, radius, floor, out):
     for k in numba.prange(lines.size):
         sample_position(imgs, line0, pixel0, nlines, npixels, lines[k], pixels[k], radius, floor, out, k)
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _nearest_positions(imgs, line0, pixel0, nlines, npixels, lines, pixels, out):
+    """:func:`sample_position` with ``radius`` 0, written out (twice as fast as the generic call)."""
+    bands, h, w = imgs.shape
+    for band in range(bands):  # band after band: each pass reads one plane of the window
+        for k in numba.prange(lines.size):
+            lf = lines[k]
+            pf = pixels[k]
+            if out[band, k] == 0.0 and -0.5 <= lf < nlines - 0.5 and -0.5 <= pf < npixels - 0.5:  # False for NaN
+                li = int(np.floor(lf + 0.5)) - line0
+                pi = int(np.floor(pf + 0.5)) - pixel0
+                if 0 <= li < h and 0 <= pi < w:
+                    out[band, k] = imgs[band, li, pi]
+
+
+def sample_positions(imgs, line0, pixel0, nlines, npixels, lines, pixels, radius, floor, out):
+    """:func:`sample_position` at every position ``k`` of ``lines``/``pixels`` (1-D float64):
+    ``imgs`` is bands x lines x samples (float32), ``out`` bands x positions (float32)."""
+    if radius == 0:
+        _nearest_positions(imgs, line0, pixel0, nlines, npixels, lines, pixels, out)
+    else:
+        _interpolate_positions(imgs, line0, pixel0, nlines, npixels, lines, pixels, radius, floor, out)
 
 
 def sample(window, line0, pixel0, image_shape, lines, pixels, method="nn", floor=1e-7, out=None):
