@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,10 +82,14 @@ polarisation : VV-VH
 def run(command: list[str], *, cpus: list[int] | None = None, env: dict | None = None) -> dict:
     """Run ``command`` in a fresh process (on the CPUs ``cpus`` only, if given); its exit status,
     wall time, CPU time and peak RSS (of itself and of every process it waited for: dask
-    workers, otbcli_* programs), and the last lines it printed."""
+    workers, otbcli_* programs), and the last lines it printed.
+
+    The package imported is this checkout's unless ``env`` gives another ``PYTHONPATH``; the
+    command runs in the temporary folder (``python -c`` puts the current folder first on the
+    import path: a checkout there would shadow it)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, **(env or {})},
+                               env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, cwd=tempfile.gettempdir(),
                                preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
