@@ -152,7 +152,8 @@ def main(argv=None) -> int:
         def ratio(a, b, key):
             return common.median(r[key] for r in a) / common.median(r[key] for r in b)
 
-        print(f"native / write floor: wall {ratio(native, floor, 'wall_s'):.2f}, CPU {ratio(native, floor, 'cpu_s'):.2f}")
+        print(f"native / write floor: wall {ratio(native, floor, 'wall_s'):.2f}, "
+              f"CPU {ratio(native, floor, 'cpu_s'):.2f}")
         if otb:
             print(f"native / OTB: wall {ratio(native, otb, 'wall_s'):.3f}, CPU {ratio(native, otb, 'cpu_s'):.3f}, "
                   f"peak RSS {ratio(native, otb, 'maxrss_mib'):.3f}")

@@ -22,10 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import common
 import numpy as np
 import rasterio
-
-import common
 
 WAYS = {"1 process, 1 core": (1, [0]), "2 processes": (2, [0, 1]), "1 process, 2 cores": (1, [0, 1])}
 

@@ -74,8 +74,7 @@ def _wrap(times: dict, active: list, owner, name: str, stage: str) -> None:
 
 def measure(workdir: Path, data: Path, resolution: float) -> dict:
     """One run in this process: stage -> CPU seconds, with 'total' and 'rest'."""
-    from s1tiling import context as context_module
-    from s1tiling import grid, production
+    from s1tiling import context as context_module, grid, production
     from s1tiling.config import load_config
     from s1tiling.discovery import group_products, open_matching_products
     from s1tiling.plan import plan_products

@@ -10,8 +10,9 @@ threads to use (one when it is not).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator
+from typing import Any
 
 import numba
 import numpy as np
@@ -57,7 +58,7 @@ def _one_numba_thread() -> None:
     numba.set_num_threads(1)
 
 
-def in_order(func: Callable, items: Iterable, threads: int) -> Iterator:
+def in_order(func: Callable, items: Iterable, threads: int) -> Generator[Any, None, None]:
     """``func(item)`` for each item, in order, computed by ``threads`` threads (a few items ahead);
     an exception is raised where its item comes. Closing the iterator stops the threads."""
     items = list(items)

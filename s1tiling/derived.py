@@ -11,7 +11,7 @@ from .filtering import filter_file
 from .masks import border_mask_file
 from .plan import DerivedJob
 from .quicklook import write_quicklook
-from .writing import creation_options_for
+from .writing import creation_options_for, remove_replaced
 
 
 def make(job: DerivedJob, context: Context) -> str:
@@ -23,16 +23,19 @@ def make(job: DerivedJob, context: Context) -> str:
     if job.kind == "mask" and settings.processing.engine == "otb":
         otb_production.border_mask_file(source, out, creation_options_for("mask", options), context)
     elif job.kind == "mask":
-        border_mask_file(source, out, creation_options=creation_options_for("mask", options))
+        border_mask_file(source, out, creation_options=creation_options_for("mask", options),
+                         output_format=settings.processing.output_format)
     elif job.kind == "quicklook":
         scale = getattr(settings.quicklook, f"scale_{_polarisation(source)}", 0.5)
         write_quicklook(source, out, ratio_percent=settings.quicklook.ratio, scale=scale)
     elif job.kind == "filtered":
         f = settings.filtering
         filter_file(source, out, f.filter, f.window_radius, deramp=f.deramp, nblooks=f.nblooks,
-                    creation_options=creation_options_for("filtered", options))
+                    creation_options=creation_options_for("filtered", options),
+                    output_format=settings.processing.output_format)
     else:
         raise ValueError(f"unknown derived product kind {job.kind!r}")
+    remove_replaced(job.replaces, out)  # the same product of a single slice, now merged into its pass
     return out
 
 

@@ -22,6 +22,8 @@ class ExitCode(enum.IntEnum):
     MISSING_DEM = 75
     MISSING_GEOID = 76
     MISSING_APPLICATION = 77
+    INTERRUPTED = 78       # SIGINT (Ctrl-C) or SIGTERM (scancel, walltime, docker stop): S1Tiling's 78
+    UNEXPECTED_ERROR = 78  # an error the program did not foresee (S1Tiling exits 78 for it too)
 
 
 class S1TilingError(Exception):
@@ -39,7 +41,7 @@ class ProductError(S1TilingError):
 
     exit_code = ExitCode.CORRUPT_PRODUCT
 
-    def __init__(self, product, file, problem):
+    def __init__(self, product: object, file: object | None, problem: str):
         self.product = str(product)
         self.file = str(file) if file is not None else None
         self.problem = problem
@@ -85,3 +87,18 @@ class OutputDiskFullError(S1TilingError):
 
 class CacheDiskFullError(S1TilingError):
     exit_code = ExitCode.CACHE_DISK_FULL
+
+
+class NoWorkerError(S1TilingError):
+    """No dask worker joined the run within ``[Cluster] worker_timeout`` (batch jobs still queued,
+    a scheduler without workers): nothing was lost, a rerun later does the work."""
+
+    exit_code = ExitCode.TASKS_FAILED
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM (handled like Ctrl-C)."""
+
+    def __init__(self, signal_name: str = "SIGTERM"):
+        super().__init__(signal_name)
+        self.signal_name = signal_name

@@ -97,7 +97,7 @@ def despeckle_padded(padded: np.ndarray, method: str, radius: int, deramp: float
         if method == "frost":
             out = _frost(x, valid, radius, deramp * ci2)
         else:
-            cu2 = 1.0 / nblooks
+            cu2 = 1.0 / nblooks  # type: ignore[operator]  # not None: check_filter_options
             if method == "lee":
                 w = 1.0 - cu2 / ci2
                 out = centre * w + mean * (1.0 - w)
@@ -135,13 +135,13 @@ def filter_metadata(method: str, radius: int, deramp: float | None = None,
 
 def filter_file(in_path: str | os.PathLike, out_path: str | os.PathLike, method: str, radius: int,
                 deramp: float | None = None, nblooks: float | None = None, *,
-                strip_rows: int = 256, creation_options: tuple | None = None) -> Path:
+                strip_rows: int = 256, creation_options: tuple | None = None, output_format: str = "GTiff") -> Path:
     """Write the despeckled tile product ``in_path`` to ``out_path``.
 
     Works by strips read with a ``radius`` halo (edge-replicated beyond the image),
     so the result equals :func:`despeckle` on the whole image. Metadata are the
     input's plus :func:`filter_metadata`. ``creation_options`` is a ``(dtype, options)``
-    pair (default: ``creation_options.filtered``).
+    pair (default: ``creation_options.filtered``); ``output_format``: ``GTiff`` or ``COG``.
     """
     check_filter_options(method, radius, deramp, nblooks)
     dtype, options = creation_options or creation_options_for("filtered")
@@ -156,4 +156,4 @@ def filter_file(in_path: str | os.PathLike, out_path: str | os.PathLike, method:
                             **filter_metadata(method, radius, deramp, nblooks))
 
     return write_like(in_path, out_path, despeckled, tags=tags, dtype=dtype, creation_options=options, nodata=0,
-                      halo=radius, strip_rows=strip_rows)
+                      halo=radius, strip_rows=strip_rows, output_format=output_format)

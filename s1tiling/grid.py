@@ -53,18 +53,21 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from affine import Affine
 from pyproj import CRS, Transformer
-from shapely import STRtree, affinity, get_coordinates, segmentize
-from shapely import transform as transform_coordinates
+from shapely import STRtree, affinity, get_coordinates, segmentize, transform as transform_coordinates
 from shapely.geometry import MultiPolygon, Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
 
 from .errors import ConfigurationError
+
+if TYPE_CHECKING:  # config.py imports this module
+    from .config import Settings
 
 __all__ = ["S2Tile", "TILE_SIZE", "tile", "is_valid_tile_name", "tiles_intersecting", "tile_names",
            "closest_tile_names", "load_tile_file",
@@ -234,7 +237,7 @@ def tiles_intersecting(geometry: BaseGeometry) -> list[str]:
     return sorted(names)
 
 
-def load_tile_file(path) -> dict[str, BaseGeometry]:
+def load_tile_file(path: str | Path) -> dict[str, BaseGeometry]:
     """Tile name -> lon/lat footprint read from a user's tile file ([Processing] tiles_shapefile).
 
     Any vector format GDAL reads when ``pyogrio`` or ``fiona`` is installed; GeoJSON otherwise.
@@ -310,7 +313,7 @@ class _MGRSGrid(TileGrid):
     def closest_names(self, name: str, count: int = 3) -> list[str]:
         return closest_tile_names(name, count)
 
-    def __reduce__(self):
+    def __reduce__(self) -> str:
         return "MGRS_GRID"  # unpickles as the module's instance
 
 
@@ -320,7 +323,7 @@ MGRS_GRID = _MGRSGrid()
 class FileTileGrid(TileGrid):
     """The tiles of a user's tile file; their grids follow the rules of the module docstring."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         self.footprints = load_tile_file(self.path)
         flat = sorted(name for name, footprint in self.footprints.items()
@@ -348,7 +351,7 @@ class FileTileGrid(TileGrid):
         return self._tiles[key]
 
     def tiles_intersecting(self, geometry: BaseGeometry) -> list[str]:
-        names = set()
+        names: set[str] = set()
         for part in _fold_longitudes(geometry):
             area = box(*part.bounds).buffer(_SEARCH_MARGIN, join_style="mitre")
             near = {self._piece_names[i] for i in self._index.query(area)}
@@ -361,11 +364,11 @@ class FileTileGrid(TileGrid):
     def closest_names(self, name: str, count: int = 3) -> list[str]:
         return difflib.get_close_matches(_strip_name(str(name)), sorted(self.footprints), n=count, cutoff=0.5)
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
         return for_tile_file, (self.path,)
 
 
-def for_tile_file(path) -> TileGrid:
+def for_tile_file(path: str | Path | None) -> TileGrid:
     """:data:`MGRS_GRID` for ``None``, else the grid of that tile file (read once per process while
     the file is unchanged); ConfigurationError naming the file when it cannot be used."""
     if path is None:
@@ -380,7 +383,7 @@ def _file_grid(path: Path, stamp) -> FileTileGrid:
     return FileTileGrid(path)
 
 
-def for_settings(settings) -> TileGrid:
+def for_settings(settings: Settings) -> TileGrid:
     """The grid of a run: that of ``[Processing] tiles_shapefile`` when set, else the MGRS grid.
 
     Settings travel to the worker processes, so every task finds the same grid from them.
@@ -434,9 +437,9 @@ def _canonical(name: str) -> str:
     return text
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tile(name: str) -> S2Tile:
-    zone_text, band, column, row = _NAME_PATTERN.fullmatch(name).groups()
+    zone_text, band, column, row = _NAME_PATTERN.fullmatch(name).groups()  # type: ignore[union-attr]  # (checked by _canonical)
     zone = int(zone_text)
     if not 1 <= zone <= 60:
         raise ValueError(f"tile {name}: UTM zone {zone_text} is not in 01-60")
@@ -517,7 +520,7 @@ def _band_at(south: bool, northing: int) -> str | None:
     return _band_of_latitude(lat) if abs(lat) < _GRID_LATITUDE_LIMIT else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _row_band(south: bool, n: int) -> str | None:
     """Band of row ``n`` (northing n*100 km, false northing included): the band of its centre on the
     central meridian; in the north, the row across 84N is in band X."""
@@ -563,12 +566,12 @@ def _crosses_antimeridian(south: bool, n: int, col: int) -> bool:
                for y in (n * _SQUARE, (n + 1) * _SQUARE))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _to_lonlat(epsg: int) -> Transformer:
     return Transformer.from_crs(f"EPSG:{epsg}", "EPSG:4326", always_xy=True)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _from_lonlat(epsg: int) -> Transformer:
     return Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
 

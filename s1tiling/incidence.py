@@ -70,13 +70,13 @@ BLOCK_COLS = 2048
 _LONLAT_STEP = 8  # exact lon/lat every 8 pixels, bilinear in between (error far below 1 mm)
 
 
-def pixel_lonlat(crs, transform, shape) -> tuple[np.ndarray, np.ndarray]:
+def pixel_lonlat(crs: str, transform: Affine, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Longitudes and latitudes (degrees) of the pixel centres of a grid (exact every few pixels,
     bilinear in between)."""
     rows, cols = shape
     sub_rows = np.unique(np.append(np.arange(0, rows, _LONLAT_STEP), rows - 1))
     sub_cols = np.unique(np.append(np.arange(0, cols, _LONLAT_STEP), cols - 1))
-    x, y = transform @ np.meshgrid(sub_cols + 0.5, sub_rows + 0.5)
+    x, y = transform @ np.meshgrid(sub_cols + 0.5, sub_rows + 0.5)  # type: ignore[operator]  # arrays work too
     lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
     row_pos = np.interp(np.arange(rows), sub_rows, np.arange(sub_rows.size))
     col_pos = np.interp(np.arange(cols), sub_cols, np.arange(sub_cols.size))
@@ -93,12 +93,12 @@ def _bilinear(values, row_pos, col_pos):
     return top * (1 - fr) + bottom * fr
 
 
-def ia_cosines(orbit: ZeroDopplerOrbit, crs, transform, shape) -> np.ndarray:
+def ia_cosines(orbit: ZeroDopplerOrbit, crs: str, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
     """cos(IA) at the pixel centres of a north-up grid, on the ellipsoid."""
     return _map_cosines(orbit, crs, transform, np.zeros(shape), 0)
 
 
-def lia_cosines(orbit: ZeroDopplerOrbit, crs, transform, heights) -> np.ndarray:
+def lia_cosines(orbit: ZeroDopplerOrbit, crs: str, transform: Affine, heights: np.ndarray) -> np.ndarray:
     """cos(LIA) of a north-up grid whose ellipsoidal ``heights`` include a one-pixel border
     (``transform`` is that of the bordered grid); the result is the interior, 2 rows and 2
     columns smaller."""
@@ -262,7 +262,10 @@ def _cosines(points, normals, border, nodes, layers, u0, du, v0, dv, heights, or
 # ---------------------------------------------------------------------------- production
 
 def pass_of(job: MapJob, context: Context) -> tuple[list[Product], ZeroDopplerOrbit]:
-    """The slices of the pass a map job uses (time order) and its zero-Doppler orbit."""
+    """The slices of the pass a map job uses (time order) and its zero-Doppler orbit (that of the
+    job's orbit-file pass when it has no product)."""
+    if not job.products:
+        return [], context.window_orbit(job.platform, job.start, job.stop)[0]
     products = sorted((open_product(p) for p in job.products), key=lambda p: p.start_time)
     return products, context.pass_orbit(products)
 
@@ -276,6 +279,9 @@ def produce_maps(job: MapJob, context: Context) -> list[str]:
     common = map_tags(job, products, orbit, context)
     if job.family == "LIA":
         common["DEM_INFO"] = context.settings.paths.dem_info
+        # S1Tiling's LIA maps name the DEM tiles and how they were resampled
+        common["DEM_LIST"] = context.dem_list(job.tile)
+        common["DEM_RESAMPLING_METHOD"] = proc.dem_warp_resampling_method
     with ExitStack() as stack:
         writers = {}
         for kind, path in job.outputs:
@@ -287,7 +293,7 @@ def produce_maps(job: MapJob, context: Context) -> list[str]:
                     **production_tags(_DESCRIPTIONS[kind])}
             writers[kind] = (stack.enter_context(AtomicRasterWriter(
                 path, crs=out.crs, transform=transform, width=cols, height=rows, dtype=dtype, nodata=nodata,
-                creation_options=options, tags=tags)), nodata)
+                creation_options=options, tags=tags, output_format=proc.output_format)), nodata)
         lia = job.family == "LIA"
         if lia:
             context.dem.preload(out.crs, transform @ Affine.translation(-1, -1), (rows + 2, cols + 2))
@@ -315,10 +321,17 @@ def produce_maps(job: MapJob, context: Context) -> list[str]:
 
 
 def map_tags(job: MapJob, products: list[Product], orbit: ZeroDopplerOrbit, context: Context) -> dict[str, str]:
-    """Metadata shared by the maps of ``job`` (its opened slices in time order, their orbit)."""
-    return {**context.settings.metadata, "FLYING_UNIT_CODE": products[0].flying_unit_code,
-            "IMAGE_TYPE": job.family, "INPUT_S1_IMAGES": ", ".join(p.name for p in products),
-            "ORBIT_DIRECTION": products[0].pass_direction, "ORBIT_SOURCE": orbit.source, "ORTHORECTIFIED": "true",
+    """Metadata shared by the maps of ``job`` (its opened slices in time order, their orbit):
+    ``EOF_FILE`` names the orbit file the maps come from (S1Tiling's key), when there is one."""
+    if products:
+        eof = context.orbit_file_of(products)
+        tags = {"FLYING_UNIT_CODE": products[0].flying_unit_code, "ORBIT_DIRECTION": products[0].pass_direction,
+                "INPUT_S1_IMAGES": ", ".join(p.name for p in products)}
+    else:
+        eof = context.window_orbit(job.platform, job.start, job.stop)[1]
+        tags = {"FLYING_UNIT_CODE": job.platform.lower(), "ORBIT_DIRECTION": job.direction}
+    return {**context.settings.metadata, **tags, **({"EOF_FILE": eof.name} if eof is not None else {}),
+            "IMAGE_TYPE": job.family, "ORBIT_SOURCE": orbit.source, "ORTHORECTIFIED": "true",
             "RELATIVE_ORBIT_NUMBER": f"{job.orbit:03d}", "S2_TILE_CORRESPONDING_CODE": job.tile,
             "SPATIAL_RESOLUTION": str(float(context.processing.output_spatial_resolution))}
 

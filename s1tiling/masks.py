@@ -59,19 +59,20 @@ def border_mask(values: np.ndarray, radius: int = BALL_RADIUS) -> np.ndarray:
 
 def border_mask_file(in_path: str | os.PathLike, out_path: str | os.PathLike, *,
                      strip_rows: int = 1024, creation_options: tuple[str, dict] | None = None,
-                     radius: int = BALL_RADIUS) -> Path:
+                     radius: int = BALL_RADIUS, output_format: str = "GTiff") -> Path:
     """Write the border mask of the tile product ``in_path`` to ``out_path``.
 
     Works by strips of ``strip_rows`` rows read with a ``2 * radius`` halo, so the
     result equals :func:`border_mask` on the whole image. The mask keeps the
     product's metadata with ``IMAGE_TYPE=MASK``. ``creation_options`` is a
-    ``(dtype, options)`` pair (default: ``creation_options.mask``).
+    ``(dtype, options)`` pair (default: ``creation_options.mask``); ``output_format``: ``GTiff``
+    or ``COG`` (overviews by nearest neighbour).
     """
     dtype, options = creation_options or creation_options_for("mask")
     return write_like(in_path, out_path, lambda values, above, below: border_mask(values, radius)[
                           above:values.shape[0] - below],
                       tags=mask_tags, dtype=dtype, creation_options=options, nodata=None, halo=2 * radius,
-                      strip_rows=strip_rows)
+                      strip_rows=strip_rows, output_format=output_format, overview_resampling="NEAREST")
 
 
 def mask_tags(source_tags: dict) -> dict[str, str]:

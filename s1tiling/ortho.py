@@ -23,12 +23,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numba
 import numpy as np
+from affine import Affine
+from numpy.typing import ArrayLike
 from pyproj import Transformer
 
 from .resampling import METHODS, sample_positions
+
+if TYPE_CHECKING:
+    from .geometry.geoid import Geoid
+    from .geometry.sar_model import SarModel
 
 #: Heights (m) added around the terrain range of a block so that every pixel height lies
 #: between the lowest and highest geometry layer.
@@ -64,7 +71,8 @@ class GeometryGrid:
     undulation: np.ndarray
 
     @classmethod
-    def compute(cls, sar_model, geoid, crs, bounds, step, height_range):
+    def compute(cls, sar_model: SarModel, geoid: Geoid, crs: str, bounds: tuple[float, float, float, float],
+                step: float, height_range: tuple[float, float]) -> GeometryGrid:
         """Geocode the nodes covering ``bounds`` (xmin, ymin, xmax, ymax in ``crs``).
 
         ``height_range`` (min, max) is the range of orthometric heights in the area; the geoid
@@ -90,7 +98,9 @@ class GeometryGrid:
         return cls(str(crs), float(x0), float(y0), float(step), heights, lines, pixels, undulation)
 
     @classmethod
-    def for_block(cls, sar_model, geoid, crs, bounds, finest_step, height_range, tolerance=NODE_TOLERANCE):
+    def for_block(cls, sar_model: SarModel, geoid: Geoid, crs: str, bounds: tuple[float, float, float, float],
+                  finest_step: float, height_range: tuple[float, float],
+                  tolerance: float = NODE_TOLERANCE) -> GeometryGrid:
         """The nodes of a block (``bounds`` in ``crs``): the sparsest of ``finest_step`` x 2**k
         (at most :data:`MAX_COARSENING` times ``finest_step``, at least two cells across the
         block) whose :meth:`interpolation_error` is below ``tolerance``; ``finest_step`` itself
@@ -105,7 +115,7 @@ class GeometryGrid:
                 return grid
             step /= 2
 
-    def interpolation_error(self, sar_model) -> float:
+    def interpolation_error(self, sar_model: SarModel) -> float:
         """Largest difference (SAR lines or samples) between the interpolated and the exact SAR
         position of the cell centres at the height where the quadratic interpolation in
         height errs most (0 when no cell has four geocoded corners)."""
@@ -129,7 +139,7 @@ class GeometryGrid:
                 worst = max(worst, float(np.nanmax(error)))
         return worst
 
-    def sar_bounds(self):
+    def sar_bounds(self) -> tuple[float, float, float, float] | None:
         """(min line, max line, min pixel, max pixel) over the geocoded nodes (None if none is):
         with a margin of a sample, they hold the SAR positions of every point of the grid's
         area whose height lies between the layers."""
@@ -139,13 +149,14 @@ class GeometryGrid:
         lines, pixels = self.lines[finite], self.pixels[finite]
         return float(lines.min()), float(lines.max()), float(pixels.min()), float(pixels.max())
 
-    def _grid_coordinates(self, transform, row0, col0):
+    def _grid_coordinates(self, transform: Affine, row0: int, col0: int) -> tuple[float, float, float, float]:
         """(u0, du, v0, dv): node coordinates of the first pixel centre of a block and their
         steps per column and row."""
         return ((transform.c + (col0 + 0.5) * transform.a - self.x0) / self.step, transform.a / self.step,
                 (self.y0 - transform.f - (row0 + 0.5) * transform.e) / self.step, -transform.e / self.step)
 
-    def sar_positions(self, transform, row0, col0, orthometric):
+    def sar_positions(self, transform: Affine, row0: int, col0: int,
+                      orthometric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """SAR (line, pixel) of the output pixels of a block.
 
         ``transform`` is the affine of the output grid (north-up), ``(row0, col0)`` the block's
@@ -158,7 +169,8 @@ class GeometryGrid:
                                *self._grid_coordinates(transform, row0, col0), heights, lines, pixels)
         return lines, pixels
 
-    def sample(self, transform, row0, col0, orthometric, window, line0, pixel0, image_shape, method, floor, out):
+    def sample(self, transform: Affine, row0: int, col0: int, orthometric: np.ndarray, window: np.ndarray, line0: int,
+               pixel0: int, image_shape: tuple[int, int], method: str, floor: float, out: np.ndarray) -> np.ndarray:
         """Sample the SAR ``window`` (bands x lines x samples, float32, starting at SAR sample
         ``(line0, pixel0)`` of an image of ``image_shape``) at the positions of the block's
         pixels (as :meth:`sar_positions` gives them), with
@@ -175,11 +187,11 @@ class GeometryGrid:
         return out
 
 
-def _to_lonlat(crs) -> Transformer:
+def _to_lonlat(crs: str) -> Transformer:
     return Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
 
 
-def _heights(orthometric):
+def _heights(orthometric: np.ndarray) -> np.ndarray:
     heights = np.ascontiguousarray(orthometric)  # float32 heights are used as they are (exact in float64)
     if heights.dtype not in (np.float32, np.float64):
         heights = heights.astype(np.float64)
@@ -242,7 +254,8 @@ def _interpolate_positions(node_lines, node_pixels, undulation, layer_h, u0, du,
                                                  col_f[c], fv, dem[r, c])
 
 
-def sar_window(lines, pixels, image_shape, margin):
+def sar_window(lines: ArrayLike, pixels: ArrayLike, image_shape: tuple[int, int],
+               margin: int) -> tuple[int, int, int, int] | None:
     """Smallest window ``(row_off, col_off, height, width)`` of the SAR image holding every sample
     needed to interpolate at the given positions (``margin`` extra samples each side), or None.
     Positions where the line or the pixel is not finite are ignored."""

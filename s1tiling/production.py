@@ -30,11 +30,11 @@ import logging
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import rasterio
@@ -60,12 +60,7 @@ from .radiometry import (
 )
 from .resampling import margin
 from .s1.product import Product, as_window, open_product
-from .writing import (
-    AtomicRasterWriter,
-    cleanup_stale_temporaries,
-    creation_options_for,
-    tile_metadata,
-)
+from .writing import AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for, is_complete, tile_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +86,7 @@ def calibrate_to_cache(job: CalibrationJob, context: Context) -> str:
     proc = context.processing
     product = open_product(job.product)
     path = Path(job.path)
-    if path.exists():
+    if is_complete(path):
         return str(path)
     pol = job.polarisation
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +98,7 @@ def calibrate_to_cache(job: CalibrationJob, context: Context) -> str:
     with warnings.catch_warnings():  # SAR geometry: no map transform
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with AtomicRasterWriter(path, crs=None, transform=Affine.identity(), width=samples, height=lines,
-                                dtype="float32", creation_options=options) as out:
+                                dtype="float32", creation_options=options, cache=True) as out:
             for r0 in range(0, lines, CACHE_STRIP_LINES):
                 window = (r0, 0, min(CACHE_STRIP_LINES, lines - r0), samples)
                 out.write(calibrate(product, pol, window, calibration=lut,
@@ -158,11 +153,13 @@ class _ChunkCache:
 
     def get(self, key: tuple) -> np.ndarray:
         with self._lock:
-            future = self._entries.get(key)
-            owner = future is None
-            if owner:
-                future = self._entries[key] = Future()
+            found = self._entries.get(key)
+            owner = found is None
+            if found is None:
+                future: Future = Future()
+                self._entries[key] = future
             else:
+                future = found
                 self._entries.move_to_end(key)
         if owner:
             try:
@@ -313,6 +310,7 @@ def produce(job: TileJob, context: Context) -> list[str]:
             tags = tile_metadata(
                 image.product, input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
                 noise_removed=proc.remove_thermal_noise, dem_info=context.settings.paths.dem_info,
+                lower_signal_value=proc.lower_signal_value,
                 interpolator=method, spatial_resolution=resolution, engine="native",
                 orbit_source=tile.slices[0].model.orbit_source,
                 extra={**context.settings.metadata,
@@ -323,7 +321,8 @@ def produce(job: TileJob, context: Context) -> list[str]:
             cleanup_stale_temporaries(Path(image.path).parent)  # what killed runs left
             writers[image.polarisation] = stack.enter_context(AtomicRasterWriter(
                 image.path, crs=out.crs, transform=out.transform, width=out.cols, height=out.rows, dtype=dtype,
-                creation_options=options, tags=tags))
+                creation_options=options, tags=tags, replaces=image.replaces,
+                output_format=proc.output_format))
         windows = block_windows(out.rows, out.cols, block_rows, block_cols)
         computed = in_order(lambda b: tile.block(*b), windows, block_threads(threads))
         stack.callback(computed.close)  # on an error: the threads stop before the writers abort

@@ -32,8 +32,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .s1.luts import NoiseLUTs, WindowAzimuthNoise
-from .s1.product import Product, as_window
+from .s1.luts import NoiseLUTs, VectorLUT, WindowAzimuthNoise
+from .s1.product import Product, WindowLike, as_window
 
 LOWER_SIGNAL_VALUE = 1e-7
 #: Below this gamma area ratio (the gamma area of about 1 m^2 in a flat 10 m pixel, S1Tiling's
@@ -79,7 +79,8 @@ def _calibrate_kernel(dn, cal_index, cal_weight, cal_table, noise_index, noise_w
             out[r, c] = 0.0 if dn[r, c] == 0 else value
 
 
-def calibrate_dn(dn, lines, samples, calibration_lut, noise: NoiseLUTs | None = None,
+def calibrate_dn(dn: np.ndarray, lines: np.ndarray, samples: np.ndarray, calibration_lut: VectorLUT,
+                 noise: NoiseLUTs | None = None,
                  lower_signal_value: float = LOWER_SIGNAL_VALUE, out: np.ndarray | None = None) -> np.ndarray:
     """Calibrate a DN array on the grid ``lines`` x ``samples``.
 
@@ -129,7 +130,7 @@ class BorderCut:
         """(rows, cols) slices of the part of the image that is kept."""
         return slice(self.top, self.lines - self.bottom), slice(self.left, self.samples - self.right)
 
-    def kept(self, window, shape) -> tuple[slice, slice]:
+    def kept(self, window: WindowLike, shape: tuple[int, ...]) -> tuple[slice, slice]:
         """(rows, cols) slices of the kept part of an array of ``shape`` covering ``window``
         of the image (empty slices when nothing is kept)."""
         window = as_window(window)
@@ -140,7 +141,7 @@ class BorderCut:
         return (slice(top, max(min(rows.stop - r0, shape[0]), top)),
                 slice(left, max(min(cols.stop - c0, shape[1]), left)))
 
-    def apply(self, array: np.ndarray, window) -> np.ndarray:
+    def apply(self, array: np.ndarray, window: WindowLike) -> np.ndarray:
         """Zero, in place, the cut pixels of ``array`` that covers ``window`` of the image."""
         rows, cols = self.kept(window, array.shape)
         array[: rows.start] = 0
@@ -176,7 +177,7 @@ def _too_many_zeros(product: Product, pol: str, line: int) -> bool:
     return int(np.count_nonzero(row == 0)) > ZERO_PIXELS_THRESHOLD
 
 
-def calibrate(product: Product, pol: str, window, calibration: str = "sigma",
+def calibrate(product: Product, pol: str, window: WindowLike, calibration: str = "sigma",
               remove_thermal_noise: bool = True, lower_signal_value: float = LOWER_SIGNAL_VALUE,
               border_cut: BorderCut | bool | None = True, out: np.ndarray | None = None,
               read=None) -> np.ndarray:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numpy.typing import ArrayLike
 
 METHODS = ("nn", "linear", "bco")
 
 
 @numba.njit(cache=True, inline="always", nogil=True)
-def keys_weight(t):
+def keys_weight(t: float) -> float:
     """Keys' cubic convolution kernel, a = -0.5 (what OTB's BCO interpolator uses with radius 2)."""
     t = abs(t)
     if t <= 1.0:
@@ -116,7 +117,8 @@ def sample_positions(imgs, line0, pixel0, nlines, npixels, lines, pixels, radius
         _interpolate_positions(imgs, line0, pixel0, nlines, npixels, lines, pixels, radius, floor, out)
 
 
-def sample(window, line0, pixel0, image_shape, lines, pixels, method="nn", floor=1e-7, out=None):
+def sample(window: np.ndarray, line0: int, pixel0: int, image_shape: tuple[int, int], lines: ArrayLike,
+           pixels: ArrayLike, method: str = "nn", floor: float = 1e-7, out: np.ndarray | None = None) -> np.ndarray:
     """Values of ``window`` (SAR samples starting at ``(line0, pixel0)`` of an image of
     ``image_shape`` = (lines, samples)) at the fractional positions ``lines``/``pixels``.
 
@@ -139,7 +141,7 @@ def sample(window, line0, pixel0, image_shape, lines, pixels, method="nn", floor
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     if img.size:
-        imgs = img.reshape((-1,) + img.shape[-2:])
+        imgs: np.ndarray = img.reshape((-1,) + img.shape[-2:])  # (numpy's stubs make its shape ())
         merged = out.reshape(imgs.shape[0], lines.size)
         sample_positions(imgs, int(line0), int(pixel0), int(image_shape[0]), int(image_shape[1]), lines.ravel(),
                           pixels.ravel(), code, float(floor), merged)

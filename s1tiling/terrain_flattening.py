@@ -92,7 +92,8 @@ class RadarBins:
     dr: float
 
     @classmethod
-    def for_grid(cls, orbit: ZeroDopplerOrbit, crs, transform, shape, pixels: float = BIN_PIXELS) -> RadarBins:
+    def for_grid(cls, orbit: ZeroDopplerOrbit, crs: str, transform: Affine, shape: tuple[int, int],
+                 pixels: float = BIN_PIXELS) -> RadarBins:
         """Cells ``pixels`` pixels of a north-up grid wide on the ellipsoid, along and across
         the track, at the grid's centre."""
         rows, cols = shape
@@ -100,7 +101,7 @@ class RadarBins:
         lon, lat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
         point = np.array([float(v) for v in geodetic_to_ecef(lat, lon, 0.0)])
         normal = ellipsoid_normal(lat, lon)
-        t, *satellite = zero_doppler(*point, orbit.first_guess, *orbit.arrays)
+        t, *satellite = zero_doppler(*point, orbit.first_guess, *orbit.arrays)  # type: ignore[call-arg]  # point: 3
         _, velocity, acceleration = (np.array(v) for v in orbit_state(t, *orbit.arrays))
         look = np.array(satellite) - point
         distance = np.linalg.norm(look)
@@ -111,7 +112,7 @@ class RadarBins:
         return cls(size * float(np.linalg.norm(along)), size * float(np.linalg.norm(across)))
 
 
-def gamma_area_ratio(orbit: ZeroDopplerOrbit, crs, transform, heights: np.ndarray, margin: int,
+def gamma_area_ratio(orbit: ZeroDopplerOrbit, crs: str, transform: Affine, heights: np.ndarray, margin: int,
                      bins: RadarBins) -> np.ndarray:
     """Gamma area map (module docstring) of a north-up grid whose ellipsoidal ``heights`` include
     ``margin`` (>= 1) pixels on each side (``transform`` is that of the bordered grid); the result
@@ -133,7 +134,7 @@ def gamma_area_ratio(orbit: ZeroDopplerOrbit, crs, transform, heights: np.ndarra
     times, satellites = orbit.solve(centres)
     _radar_geometry(centres, areas.reshape(-1, 3), normals.reshape(-1, 3), times, satellites, orbit.arrays,
                     *orbit.time_range, bins.dt, bins.dr, coords, gamma_areas, references)
-    interior = np.zeros((rows, cols), dtype=bool)
+    interior: np.ndarray = np.zeros((rows, cols), dtype=bool)
     interior[margin - 1:rows - margin + 1, margin - 1:cols - margin + 1] = True
     interior = interior.ravel()
     cells, origin = _cells(coords[np.isfinite(gamma_areas)])
@@ -241,7 +242,8 @@ def produce_gamma_area(job: MapJob, context: Context) -> list[str]:
             "DEM_INFO": context.settings.paths.dem_info, **production_tags(_DESCRIPTION)}
     row_blocks, col_blocks = _blocks(rows), _blocks(cols)
     with AtomicRasterWriter(path, crs=out.crs, transform=transform, width=cols, height=rows, dtype=dtype,
-                            nodata=nodata, creation_options=options, tags=tags) as writer:
+                            nodata=nodata, creation_options=options, tags=tags,
+                            output_format=proc.output_format) as writer:
         for r0, h in row_blocks:
             for c0, w in col_blocks:
                 bordered = transform @ Affine.translation(c0 - margin, r0 - margin)

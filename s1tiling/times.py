@@ -9,6 +9,10 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+#: A time the helpers take: datetime64, ISO text or datetime (naive = UTC)
+TimeLike = np.datetime64 | dt.datetime | str
 
 
 def parse_time(text: str) -> np.datetime64:
@@ -16,9 +20,10 @@ def parse_time(text: str) -> np.datetime64:
     return np.datetime64(text.strip().rstrip("Z"), "ns")
 
 
-def seconds_since(times, reference) -> np.ndarray:
+def seconds_since(times: ArrayLike, reference: TimeLike) -> np.ndarray:
     """Float seconds from ``reference`` (datetime64) to ``times`` (datetime64 array)."""
-    delta = np.asarray(times, dtype="datetime64[ns]") - np.datetime64(reference, "ns")
+    # numpy's stubs lack datetime64(datetime64, unit), the unit conversion used here
+    delta = np.asarray(times, dtype="datetime64[ns]") - np.datetime64(reference, "ns")  # type: ignore[call-overload]
     return delta.astype("timedelta64[ns]").astype(np.float64) * 1e-9
 
 

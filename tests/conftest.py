@@ -44,3 +44,74 @@ def geoid_file():
 @pytest.fixture(scope="session")
 def orbits_dir():
     return _require("orbits")
+
+
+@pytest.fixture(scope="session")
+def two_slice_pass(tmp_path_factory):
+    """Two synthetic slices of one pass over tests/fault_helpers.TILE (no shared data needed), and the
+    outputs of an undisturbed run over them (200 m, VV and VH, border masks and quicklooks): what the
+    reliability tests compare their reruns with. Returns (root, slice 1, slice 2, geoid, outputs)."""
+    from fault_helpers import request, two_slices  # noqa: PLC0415 - test helpers, only for these tests
+    from s1tiling import cli  # noqa: PLC0415
+
+    root = tmp_path_factory.mktemp("two_slice_pass")
+    first, second, geoid = two_slices(root)
+    assert cli.main([str(request(root, "reference", geoid, s1_images=root / "slices"))]) == 0
+    return root, first, second, geoid, root / "reference"
+
+
+@pytest.fixture(scope="session")
+def single_slice_run(two_slice_pass):
+    """The outputs of an undisturbed run over slice 1 of ``two_slice_pass`` alone (single-acquisition
+    names): the reference of the tests whose faults hit that slice."""
+    from fault_helpers import request  # noqa: PLC0415 - test helpers, only for these tests
+    from s1tiling import cli  # noqa: PLC0415
+
+    root, first, _, geoid, _ = two_slice_pass
+    folder = root / "s1_single"
+    folder.mkdir(exist_ok=True)
+    if not (folder / first.name).exists():
+        (folder / first.name).symlink_to(first)
+    assert cli.main([str(request(root, "single_reference", geoid, s1_images=folder))]) == 0
+    return root / "single_reference"
+
+
+# --------------------------------------------------------------------------- a real SLURM
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A real single-node SLURM brought up by ``scripts/slurm.sh`` (``scripts/test.sh`` starts it; a
+    test session started by hand starts it when SLURM is installed and we are root, and stops it at the
+    end). ``SLURM_CONF`` is set for the session, so sbatch/squeue/scancel (and dask-jobqueue) use it."""
+    import shutil
+    import subprocess
+    from types import SimpleNamespace
+
+    script = _REPO / "scripts" / "slurm.sh"
+    run = lambda *args: subprocess.run(["bash", str(script), *args], capture_output=True, text=True)  # noqa: E731
+    started = False
+    if run("status").returncode != 0:
+        if not all(shutil.which(c) for c in ("slurmctld", "slurmd", "sbatch", "munged")):
+            pytest.skip("SLURM is not installed (slurmctld, slurmd, slurm-client, munge): "
+                        "`bash scripts/slurm.sh start` installs and starts it (root + apt)")
+        if os.geteuid() != 0:
+            pytest.skip("SLURM is not running and only root can start its daemons: `sudo bash scripts/slurm.sh start`")
+        result = run("start")
+        if result.returncode != 0:
+            pytest.skip(f"SLURM did not start: {result.stderr.strip()}")
+        started = True
+    conf = run("env").stdout.strip().split("=", 1)[1]
+    previous = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    try:
+        yield SimpleNamespace(conf=Path(conf), jobcomp=Path(conf).parent / "jobcomp.txt")
+    finally:
+        if previous is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = previous
+        if started:
+            run("stop")

@@ -12,7 +12,7 @@ import socket
 import pytest
 import yaml
 
-from stac_server import ServedProduct, StacTestServer
+from stac_server import ServedProduct, StacTestServer, orbit_file_item
 
 PROVIDER = "s1tiling_test"
 SECRET = "pa55-W0rd-never-in-logs"
@@ -99,7 +99,10 @@ def provider_conf(url: str, flavour: str, password: str) -> dict:
         "url": url,
         "search": {"type": "StacSearch", "api_endpoint": f"{url}/search", "need_auth": False,
                    "metadata_mapping": mapping},
-        "products": {"S1_SAR_GRD": {"_collection": "sentinel-1-grd"}},
+        "products": {"S1_SAR_GRD": {"_collection": "sentinel-1-grd"},
+                     # orbit files, as Copernicus Data Space's AUX_POEORB / AUX_RESORB product types
+                     "S1_AUX_POEORB": {"_collection": "sentinel-1-aux-poeorb"},
+                     "S1_AUX_RESORB": {"_collection": "sentinel-1-aux-resorb"}},
         "download": download_conf,
         "auth": {"type": "GenericAuth", "matching_url": url,
                  "credentials": {"username": "tester", "password": password}},
@@ -108,7 +111,9 @@ def provider_conf(url: str, flavour: str, password: str) -> dict:
 
 @pytest.fixture
 def stac_servers(tmp_path):
-    """start(zips, flavour="order", password=SECRET, **behaviours) -> (server, eodag.yml).
+    """start(zips, flavour="order", password=SECRET, orbit_files=(), **behaviours) -> (server, eodag.yml).
+
+    ``orbit_files``: .EOF files served in the orbit collections (:func:`stac_server.orbit_file_item`).
 
     ``zips`` maps product names to zipped SAFE bytes, served in that order; ``behaviours``
     maps a product name to ServedProduct options (offline_polls, fail_first, corrupt).
@@ -116,8 +121,9 @@ def stac_servers(tmp_path):
     """
     servers = []
 
-    def start(zips: dict[str, bytes], flavour="order", password=SECRET, **behaviours):
+    def start(zips: dict[str, bytes], flavour="order", password=SECRET, orbit_files=(), **behaviours):
         products = [ServedProduct(data, **behaviours.get(name, {})) for name, data in zips.items()]
+        products += [orbit_file_item(path) for path in orbit_files]
         server = StacTestServer(products, credentials=("tester", SECRET)).start()
         servers.append(server)
         config = tmp_path / f"eodag-{len(servers)}.yml"

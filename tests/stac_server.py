@@ -19,6 +19,10 @@ plugin drives for DEDL-like providers:
   empty body, and starts its staging (as Copernicus Data Space did for its long-term
   archive).
 
+Orbit files (``.EOF``) are served the same way, in the collections :data:`ORBIT_COLLECTIONS`
+(:func:`orbit_file_item`: a zip holding the file, validity as the item's time span), as
+Copernicus Data Space serves its ``AUX_POEORB`` / ``AUX_RESORB`` products.
+
 Once staging was asked, every status request, search hit or download attempt counts
 as one "poll"; the product is online after ``offline_polls`` of them (``None``: never).
 Other behaviours per product: ``fail_first`` HTTP 500 answers before the real one,
@@ -41,6 +45,8 @@ from lxml import etree
 from shapely.geometry import Polygon, box, mapping, shape
 
 COLLECTION = "sentinel-1-grd"
+#: the server's collections of orbit files, by kind
+ORBIT_COLLECTIONS = {"POEORB": "sentinel-1-aux-poeorb", "RESORB": "sentinel-1-aux-resorb"}
 
 _NS = {
     "safe": "http://www.esa.int/safe/sentinel-1.0",
@@ -95,8 +101,11 @@ class ServedProduct:
     staging_requested: bool = False
     polls: int = 0
     downloads: int = 0
+    collection: str = COLLECTION
 
     def __post_init__(self):
+        if self.collection != COLLECTION:  # an orbit file: name, geometry and properties given
+            return
         name, geometry, properties = item_metadata_from_zip(self.payload)
         self.name = self.name or name
         self.geometry = self.geometry or geometry
@@ -142,7 +151,7 @@ class StacTestServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
-    def start(self) -> "StacTestServer":
+    def start(self) -> StacTestServer:
         self._thread.start()
         return self
 
@@ -169,7 +178,7 @@ class StacTestServer:
             "stac_version": "1.0.0",
             "stac_extensions": [],
             "id": product.name,
-            "collection": COLLECTION,
+            "collection": product.collection,
             "geometry": product.geometry,
             "bbox": list(geometry.bounds),
             "properties": {**product.properties, "order:status": product.order_status},
@@ -296,7 +305,7 @@ def _matches(product: ServedProduct, params: dict) -> bool:
     collections = params.get("collections")
     if isinstance(collections, str):
         collections = collections.split(",")
-    if collections and COLLECTION not in collections:
+    if collections and product.collection not in collections:
         return False
     ids = params.get("ids")
     if isinstance(ids, str):
@@ -336,6 +345,29 @@ def _matches(product: ServedProduct, params: dict) -> bool:
         if not all(_query_ok(actual, op, value) for op, value in conditions.items()):
             return False
     return True
+
+
+def orbit_file_item(eof_path) -> ServedProduct:
+    """An orbit file as the provider serves it: a zip holding ``<name>.EOF``, the item's time span
+    being the file's validity (from its name), its footprint the whole Earth."""
+    from pathlib import Path
+
+    eof_path = Path(eof_path)
+    name = eof_path.name.removesuffix(".EOF")
+    fields = name.split("_")
+    kind, start, stop = fields[3], fields[6].removeprefix("V"), fields[7]
+
+    def iso(stamp: str) -> str:
+        return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}Z"
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.write(eof_path, eof_path.name)
+    properties = {"datetime": iso(start), "start_datetime": iso(start), "end_datetime": iso(stop),
+                  "platform": "sentinel-" + fields[0][1:].lower(), "constellation": "sentinel-1",
+                  "product:type": f"AUX_{kind}", "title": name}
+    return ServedProduct(buffer.getvalue(), name=name, geometry=mapping(box(-180, -90, 180, 90)),
+                         properties=properties, collection=ORBIT_COLLECTIONS[kind])
 
 
 def _handler_for(server: StacTestServer):

@@ -22,7 +22,7 @@ def clean_logging():
 def test_wrong_value_exits_72_with_a_message_naming_it(tmp_path, capsys, changes, section, key, value, expected):
     path = write_request(tmp_path, changes)
     assert cli.main([str(path)]) == 72
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert f"{path}: [{section}] {key} = {value!r}: " in err
     assert "Traceback" not in err
 
@@ -31,14 +31,14 @@ def test_wrong_value_exits_72_with_a_message_naming_it(tmp_path, capsys, changes
 def test_missing_key_exits_72(tmp_path, capsys, section, key):
     path = write_request(tmp_path, drop={(section, key)})
     assert cli.main([str(path)]) == 72
-    assert f"{path}: [{section}] {key}: mandatory key is missing" in capsys.readouterr().err
+    assert f"{path}: [{section}] {key}: mandatory key is missing" in capsys.readouterr().out
 
 
 def test_several_errors_are_reported_together(tmp_path, capsys):
     path = write_request(tmp_path, {"Processing": {"ram_per_process": "lots", "calibration": "sigma0"},
                                     "DataSource": {"last_date": "2019-12-31"}})
     assert cli.main([str(path)]) == 72
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "3 errors" in err
     for fragment in ("[Processing] ram_per_process = 'lots'", "[Processing] calibration = 'sigma0'",
                      "[DataSource] last_date = '2019-12-31'"):
@@ -47,7 +47,7 @@ def test_several_errors_are_reported_together(tmp_path, capsys):
 
 def test_unreadable_request_file_exits_72(tmp_path, capsys):
     assert cli.main([str(tmp_path / "missing.cfg")]) == 72
-    assert "missing.cfg: cannot read the request file" in capsys.readouterr().err
+    assert "missing.cfg: cannot read the request file" in capsys.readouterr().out
 
 
 def test_uncreatable_output_exits_72(tmp_path, capsys):
@@ -55,14 +55,41 @@ def test_uncreatable_output_exits_72(tmp_path, capsys):
     blocker.write_text("")
     path = write_request(tmp_path, {"Paths": {"output": str(blocker / "out")}})
     assert cli.main([str(path)]) == 72
-    assert f"[Paths] output = '{blocker / 'out'}': cannot create the directory" in capsys.readouterr().err
+    assert f"[Paths] output = '{blocker / 'out'}': cannot create the directory" in capsys.readouterr().out
 
 
 def test_unknown_key_is_only_a_warning(tmp_path, capsys):
-    path = write_request(tmp_path, {"Mask": {"generate_border_masks": "True"}})
+    path = write_request(tmp_path, {"Mask": {"make_masks": "True"}})
     assert cli.main(["--dry-run", str(path)]) == 0
-    err = capsys.readouterr().err
-    assert "WARNING" in err and f"{path}: [Mask] generate_border_masks: unknown key" in err
+    err = capsys.readouterr().out
+    assert "WARNING" in err and f"{path}: [Mask] make_masks: unknown key" in err
+
+
+def test_misspelt_key_exits_72_and_strict_makes_unknown_keys_errors(tmp_path, capsys):
+    path = write_request(tmp_path, {"Processing": {"output_spatial_resolutoin": "20"}})
+    assert cli.main(["--dry-run", str(path)]) == 72
+    assert (f"{path}: [Processing] output_spatial_resolutoin: unknown key: did you mean output_spatial_resolution?"
+            in capsys.readouterr().out)
+    path = write_request(tmp_path, {"Mask": {"make_masks": "True"}})
+    assert cli.main(["--dry-run", "--strict", str(path)]) == 72
+    assert f"{path}: [Mask] make_masks: unknown key (strict = True)" in capsys.readouterr().out
+
+
+def test_dry_run_writes_nothing(tmp_path, capsys):
+    """Neither the output and tmp folders nor log files (mode = logging) are created by --dry-run."""
+    (tmp_path / "raw").mkdir()
+    path = write_request(tmp_path, {"Paths": {"tmp": str(tmp_path / "tmp")}, "Processing": {"mode": "logging"}})
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert cli.main(["--dry-run", str(path)]) == 0
+    finally:
+        os.chdir(cwd)
+    out = capsys.readouterr().out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert f"[Paths] output                 : {tmp_path / 'out'}" in out  # folders listed as absolute paths
+    assert f"[Paths] tmp                    : {tmp_path / 'tmp'}" in out
 
 
 def test_version(capsys):
@@ -88,7 +115,7 @@ def test_dry_run_prints_tiles_and_dates(tmp_path, capsys):
 def test_options_reach_the_pipeline(tmp_path, monkeypatch):
     seen = {}
 
-    def fake_run(settings, *, maps=None):
+    def fake_run(settings, *, maps=None, options=None):
         seen.update(tiles=settings.processing.tiles, dry_run=False, cache=settings.processing.cache_before_ortho,
                     maps=maps)
         return 0
@@ -107,15 +134,15 @@ def test_options_reach_the_pipeline(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("raised, status", [
     (MissingDEMError("no DEM tile N01E014.hgt in /dem"), 75),
-    (KeyboardInterrupt(), 130),
-    (RuntimeError("boom"), 66),
+    (KeyboardInterrupt(), 78),
+    (RuntimeError("boom"), 78),
 ])
 def test_failures_map_to_exit_codes_without_traceback(tmp_path, monkeypatch, capsys, raised, status):
     def fail(settings, **_):
         raise raised
     monkeypatch.setattr(pipeline, "run", fail)
     assert cli.main([str(write_request(tmp_path))]) == status
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "Traceback" not in err
     if str(raised):
         assert str(raised) in err
@@ -125,20 +152,26 @@ def test_debug_mode_shows_traceback(tmp_path, monkeypatch, capsys):
     def fail(settings, **_):
         raise RuntimeError("boom")
     monkeypatch.setattr(pipeline, "run", fail)
-    assert cli.main([str(write_request(tmp_path, {"Processing": {"mode": "debug"}}))]) == 66
-    assert "Traceback" in capsys.readouterr().err
+    assert cli.main([str(write_request(tmp_path, {"Processing": {"mode": "debug"}}))]) == 78
+    assert "Traceback" in capsys.readouterr().out
 
 
-def test_logging_mode_writes_log_files(tmp_path):
+def test_logging_mode_writes_log_files(tmp_path, monkeypatch):
+    # S1Tiling's default logging.conf.yaml: S1Processor-{kind}{mode}.log and S1Processor-{kind}.warning.log
+    # in the current directory
+    monkeypatch.chdir(tmp_path)
     path = write_request(tmp_path, {"Processing": {"mode": "Normal, logging"}})
-    assert cli.main(["--dry-run", str(path)]) == 0
+    assert cli.main([str(path)]) == 74  # no product; a --dry-run would write no log file
     logging.getLogger("s1tiling.test").warning("something to keep, password=hunter2")
     logs.reset_logging()  # flush and close
-    files = sorted((tmp_path / "out").glob("S1Tiling-*.log"))
-    assert len(files) == 2
-    errors_log = next(f for f in files if f.name.endswith("-errors.log"))
-    text = errors_log.read_text()
+    files = sorted(f.name for f in tmp_path.glob("S1Processor-*.log"))
+    assert files == ["S1Processor-main.log", "S1Processor-main.warning.log"]
+    text = (tmp_path / "S1Processor-main.warning.log").read_text()
     assert "something to keep" in text and "hunter2" not in text
+    # debug mode: S1Processor-main.debug.log (a real run: a dry run writes no file at all)
+    assert cli.main([str(write_request(tmp_path, {"Processing": {"mode": "debug logging"}}))]) == 74
+    logs.reset_logging()
+    assert (tmp_path / "S1Processor-main.debug.log").is_file()
 
 
 def test_logging_conf_next_to_request_file_wins(tmp_path):
@@ -152,7 +185,7 @@ handlers:
 root: {{level: INFO, handlers: [custom]}}
 """)
     try:
-        assert cli.main(["--dry-run", str(write_request(tmp_path))]) == 0
+        assert cli.main([str(write_request(tmp_path))]) == 74  # no product (a --dry-run opens no log file)
         logging.getLogger("s1tiling.test").info("routed by the user configuration")
     finally:
         root = logging.getLogger()
@@ -168,4 +201,4 @@ def test_python_m_s1tiling_exit_status(tmp_path):
     done = subprocess.run([sys.executable, "-m", "s1tiling", str(tmp_path / "absent.cfg")],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 72
-    assert "absent.cfg" in done.stderr
+    assert "absent.cfg" in done.stdout  # S1Tiling logs on stdout

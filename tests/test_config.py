@@ -22,7 +22,8 @@ def tile_grid(monkeypatch):
         from s1tiling.grid import is_valid_tile_name  # noqa: F401
     except ImportError:
         fake = types.ModuleType("s1tiling.grid")
-        fake.is_valid_tile_name = lambda name: bool(re.fullmatch(r"(0[1-9]|[1-5]\d|60)[C-HJ-NP-X][A-HJ-NP-Z][A-HJ-NP-V]", name))
+        fake.is_valid_tile_name = lambda name: bool(
+            re.fullmatch(r"(0[1-9]|[1-5]\d|60)[C-HJ-NP-X][A-HJ-NP-Z][A-HJ-NP-V]", name))
         monkeypatch.setitem(sys.modules, "s1tiling.grid", fake)
 
 
@@ -70,8 +71,13 @@ def test_minimal_file_gets_documented_defaults(tmp_path, monkeypatch):
     ds = s.data_source
     assert (ds.first_date, ds.last_date) == (datetime.date(2020, 1, 1), datetime.date(2020, 1, 31))
     assert ds.download is False and ds.roi_by_tiles == "ALL"
-    assert ds.eodag_config == tmp_path / "eodag" / "eodag.yml"
-    assert ds.platform_list == ("S1A", "S1B", "S1C") and ds.polarisation == "VV-VH"
+    # no file at EODAG's default place: EODAG's own default configuration, as S1Tiling
+    assert ds.eodag_config is None
+    (tmp_path / "eodag").mkdir()
+    (tmp_path / "eodag" / "eodag.yml").write_text("{}\n")
+    assert load_config(write_request(tmp_path)).data_source.eodag_config == tmp_path / "eodag" / "eodag.yml"
+    # no platform filter by default (S1Tiling: "By default (when left unspecified), no filter is applied")
+    assert ds.platform_list == () and ds.polarisation == "VV-VH"
     assert ds.orbit_direction is None and ds.relative_orbit_list == ()
     assert (ds.nb_parallel_downloads, ds.tile_to_product_overlap_ratio) == (2, 0)
     assert (ds.offline_timeout, ds.offline_poll_interval, ds.download_keep) == (120, 60, 1000)
@@ -92,7 +98,8 @@ def test_minimal_file_gets_documented_defaults(tmp_path, monkeypatch):
     f = s.filtering
     assert (f.filter, f.window_radius, f.deramp, f.nblooks, f.keep_non_filtered_products) == ("none", 2, 0.1, 1.0, True)
     c = s.cluster
-    assert (c.scheduler, c.jobs, c.address, c.cores, c.memory) == ("local", 1, None, None, None)
+    assert (c.scheduler, c.jobs, c.address, c.cores, c.memory) == ("local", (1, 1), None, None, None)
+    assert (c.worker_timeout, c.dashboard_address, c.log_directory) == (600.0, None, None)
     assert dict(s.metadata) == {}
 
 
@@ -114,7 +121,8 @@ def test_values_are_typed_and_normalised(tmp_path):
                        "creation_options.s1_on_dem": "float COMPRESS=DEFLATE, BIGTIFF=YES, TILED=YES"},
         "Filtering": {"filter": "Lee", "window_radius": "3", "nblooks": "4"},
         "Cluster": {"scheduler": "slurm", "cores": "8", "memory": "32 GiB", "jobs": "4",
-                    "job_extra_directives": "--qos=normal, --exclusive", "walltime": "02:00:00"},
+                    "job_extra_directives": "--qos=normal\n    --mail-type=END,FAIL\n    --exclude=n1,n2",
+                    "walltime": "02:00:00", "worker_timeout": "30", "dashboard_address": "0.0.0.0:8787"},
         "Metadata": {"Contact": "Me <me@here.eu>", "Accuracy": "95%"},
     }))
     ds, p = s.data_source, s.processing
@@ -139,8 +147,10 @@ def test_values_are_typed_and_normalised(tmp_path):
     }
     assert (s.filtering.filter, s.filtering.window_radius, s.filtering.nblooks) == ("lee", 3, 4.0)
     c = s.cluster
-    assert (c.scheduler, c.cores, c.memory, c.jobs, c.walltime) == ("slurm", 8, "32 GiB", 4, "02:00:00")
-    assert c.job_extra_directives == ("--qos=normal", "--exclusive")
+    assert (c.scheduler, c.cores, c.memory, c.jobs, c.walltime) == ("slurm", 8, "32 GiB", (4, 4), "02:00:00")
+    # one directive per line, never split on its commas
+    assert c.job_extra_directives == ("--qos=normal", "--mail-type=END,FAIL", "--exclude=n1,n2")
+    assert (c.worker_timeout, c.dashboard_address) == (30.0, "0.0.0.0:8787")
     assert dict(s.metadata) == {"Contact": "Me <me@here.eu>", "Accuracy": "95%"}
 
 
@@ -209,13 +219,106 @@ def test_undefined_environment_variable_is_an_error(tmp_path, monkeypatch):
 
 
 def test_unknown_sections_and_keys_are_warnings(tmp_path, caplog):
-    path = write_request(tmp_path, {"Processing": {"calibraton": "beta"}, "Foo": {"bar": "1"}})
+    # border_threshold: a key of S1Tiling 0.x request files, far from any known key
+    path = write_request(tmp_path, {"Processing": {"border_threshold": "1e-3", "thermal_noise": "False"},
+                                    "Foo": {"bar": "1"}})
     with caplog.at_level(logging.WARNING, logger="s1tiling"):
         s = load_config(path)
-    assert s.processing.calibration == "sigma"
+    assert s.processing.remove_thermal_noise is True
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(str(path) in w and "[Processing] calibraton" in w and "unknown" in w for w in warnings)
+    assert any(str(path) in w and "[Processing] border_threshold" in w and "unknown" in w
+               and "did you mean" not in w for w in warnings)
+    assert any("[Processing] thermal_noise: unknown key, ignored (did you mean remove_thermal_noise?)" in w
+               for w in warnings)
     assert any(str(path) in w and "[Foo]" in w and "unknown" in w for w in warnings)
+
+
+@pytest.mark.parametrize("changes, key, meant", [
+    ({"Processing": {"output_spatial_resolutoin": "20"}}, "[Processing] output_spatial_resolutoin",
+     "output_spatial_resolution"),
+    ({"Processing": {"calibraton": "beta"}}, "[Processing] calibraton", "calibration"),
+    ({"Mask": {"generate_border_masks": "True"}}, "[Mask] generate_border_masks", "generate_border_mask"),
+    ({"Processing": {"fnme_fmt.concatenation": "{tile_name}.tif"}}, "[Processing] fnme_fmt.concatenation",
+     "fname_fmt"),
+    ({"Processsing": {"calibration": "beta"}}, "[Processsing]:", "Processing"),
+])
+def test_a_close_misspelling_is_an_error(tmp_path, changes, key, meant):
+    """The default would be used silently: a wrong run with exit 0 (issue 12 #7)."""
+    (line,) = error_lines(write_request(tmp_path, changes))
+    assert line.startswith(f"{tmp_path / 'request.cfg'}: {key}") and f"did you mean {meant}?" in line
+
+
+def test_strict_turns_unknown_keys_into_errors(tmp_path):
+    changes = {"Processing": {"border_threshold": "1e-3", "strict": "True"}, "Foo": {"bar": "1"}}
+    lines = error_lines(write_request(tmp_path, changes))
+    assert len(lines) == 2
+    assert "[Processing] border_threshold: unknown key (strict = True)" in lines[1 if "Foo" in lines[0] else 0]
+    assert any("[Foo]: unknown section (strict = True)" in line for line in lines)
+    assert load_config(write_request(tmp_path, {"Processing": {"strict": "True"}})).processing.strict is True
+
+
+def test_an_empty_reference_in_a_path_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("S1_EMPTY", "")
+    path = write_request(tmp_path, {"Paths": {"output": "%(S1_EMPTY)s/out"}})
+    (line,) = error_lines(path)
+    assert line.startswith(f"{path}: [Paths] output = '%(S1_EMPTY)s/out': %(S1_EMPTY)s expands to nothing")
+    assert "'/out'" in line
+    assert not Path("/out").exists() or Path("/out").stat().st_mtime < path.stat().st_mtime
+
+
+def test_relative_paths_are_from_the_current_directory(tmp_path, monkeypatch):
+    """As in S1Tiling; but one that exists only from the request file's folder is an error saying so."""
+    request_dir, elsewhere = tmp_path / "requests", tmp_path / "cwd"
+    (request_dir / "dem").mkdir(parents=True)
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = write_request(tmp_path, {"Paths": {"output": "out", "dem_dir": "dem"}})
+    path = path.rename(request_dir / "request.cfg")
+    (line,) = error_lines(path)
+    assert line.startswith(f"{path}: [Paths] dem_dir = 'dem': relative paths are relative to the current directory "
+                           f"({elsewhere})")
+    assert f"{elsewhere / 'dem'} does not exist, while {request_dir / 'dem'}" in line
+    (elsewhere / "dem").mkdir()
+    s = load_config(path)
+    assert s.paths.dem_dir == elsewhere / "dem" and s.paths.output == elsewhere / "out"
+    assert "[Paths] output" in s.folders() and all(p.is_absolute() for p in s.folders().values())
+
+
+@pytest.mark.parametrize("paths, key, expected", [
+    ({"output": "/"}, "output", "not the root of the file system"),
+    ({"tmp": "{out}"}, "tmp", "same folder as [Paths] output"),
+    ({"s1_images": "{out}/"}, "s1_images", "same folder as [Paths] output"),
+    ({"tmp": "{raw}", "s1_images": "{raw}"}, "s1_images", "same folder as [Paths] tmp"),
+])
+def test_output_tmp_and_s1_images_are_distinct_folders(tmp_path, paths, key, expected):
+    values = {k: v.format(out=tmp_path / "out", raw=tmp_path / "raw") for k, v in paths.items()}
+    path = write_request(tmp_path, {"Paths": values})
+    lines = [line for line in error_lines(path) if f"[Paths] {key} " in line]
+    assert len(lines) == 1 and expected in lines[0]
+
+
+def test_resolution_must_divide_the_tile(tmp_path):
+    path = write_request(tmp_path, {"Processing": {"output_spatial_resolution": "7"}})
+    (line,) = error_lines(path)
+    assert line.startswith(f"{path}: [Processing] output_spatial_resolution = '7': ")
+    assert "does not divide 109800 m" in line
+
+
+def test_without_creating_directories_nothing_is_written(tmp_path):
+    path = write_request(tmp_path)
+    s = load_config(path, create_directories=False)
+    assert s.paths.output == tmp_path / "out" and not (tmp_path / "out").exists()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    (line,) = error_lines_without_creating(write_request(tmp_path, {"Paths": {"output": str(blocker / "out")}}))
+    assert "[Paths] output" in line and "cannot create the directory" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "request.cfg"]
+
+
+def error_lines_without_creating(path):
+    with pytest.raises(ConfigurationError) as info:
+        load_config(path, create_directories=False)
+    return str(info.value).splitlines()[1:]
 
 
 def test_srtm_is_a_deprecated_alias_of_dem_dir(tmp_path, caplog):
@@ -246,25 +349,26 @@ def test_missing_mandatory_key(tmp_path, section, key):
 WRONG_VALUES = [
     ({"Processing": {"nb_parallel_processes": "two"}}, "Processing", "nb_parallel_processes", "two", "integer"),
     ({"Processing": {"ram_per_process": "0"}}, "Processing", "ram_per_process", "0", "integer >= 1"),
-    ({"Processing": {"output_spatial_resolution": "ten"}}, "Processing", "output_spatial_resolution", "ten", "number > 0"),
+    ({"Processing": {"output_spatial_resolution": "ten"}}, "Processing", "output_spatial_resolution", "ten",
+     "number > 0"),
     ({"Processing": {"remove_thermal_noise": "maybe"}}, "Processing", "remove_thermal_noise", "maybe", "boolean"),
     ({"Processing": {"calibration": "sigma0"}}, "Processing", "calibration", "sigma0", "sigma, beta, gamma"),
     ({"Processing": {"orthorectification_interpolation_method": "cubic"}}, "Processing",
      "orthorectification_interpolation_method", "cubic", "nn, linear, bco"),
     ({"Processing": {"mode": "verbose"}}, "Processing", "mode", "verbose", "Normal, debug, logging"),
-    ({"Processing": {"nodata.XYZ": "0"}}, "Processing", "nodata.XYZ", "0", "nodata.IA, nodata.LIA, nodata.RTC"),
+    ({"Processing": {"nodata.FOO": "0"}}, "Processing", "nodata.FOO", "0", "nodata.IA, nodata.LIA, nodata.RTC"),
     ({"Processing": {"creation_options.tiled": "int12 COMPRESS=LZW"}}, "Processing", "creation_options.tiled",
      "int12 COMPRESS=LZW", "pixel type"),
     ({"Processing": {"fname_fmt.concatenation": "{tile_name.tif"}}, "Processing", "fname_fmt.concatenation",
      "{tile_name.tif", "format string"),
     ({"DataSource": {"polarisation": "VV+VH"}}, "DataSource", "polarisation", "VV+VH", "VV-VH"),
     ({"DataSource": {"orbit_direction": "NORTH"}}, "DataSource", "orbit_direction", "NORTH", "ASC, DES"),
-    ({"DataSource": {"platform_list": "S1A, S2A"}}, "DataSource", "platform_list", "S1A, S2A", "S1A, S1B, S1C"),
-    ({"DataSource": {"relative_orbit_list": "7, 176"}}, "DataSource", "relative_orbit_list", "7, 176", "<= 175"),
+    ({"DataSource": {"platform_list": "S1A, S2A"}}, "DataSource", "platform_list", "S1A, S2A", "S1A, S1B, S1C, S1D"),
+    ({"DataSource": {"relative_orbit_list": "7, 176"}}, "DataSource", "relative_orbit_list", "7, 176", "in 1..175"),
     ({"DataSource": {"tile_to_product_overlap_ratio": "101"}}, "DataSource", "tile_to_product_overlap_ratio",
      "101", "<= 100"),
     ({"DataSource": {"first_date": "2020/01/01"}}, "DataSource", "first_date", "2020/01/01", "YYYY-MM-DD"),
-    ({"DataSource": {"last_date": "2020-02-30"}}, "DataSource", "last_date", "2020-02-30", "YYYY-MM-DD"),
+    ({"DataSource": {"last_date": "2020-02-30"}}, "DataSource", "last_date", "2020-02-30", "not a valid date"),
     ({"DataSource": {"first_date": "2020-03-01"}}, "DataSource", "last_date", "2020-01-31", "not before first_date"),
     ({"Processing": {"tiles": "33NWB, 99ZZZ"}}, "Processing", "tiles", "33NWB, 99ZZZ", "99ZZZ"),
     ({"DataSource": {"roi_by_tiles": "XYZ"}}, "DataSource", "roi_by_tiles", "XYZ", "XYZ"),
@@ -272,6 +376,13 @@ WRONG_VALUES = [
     ({"Quicklook": {"ratio": "0"}}, "Quicklook", "ratio", "0", "> 0"),
     ({"Cluster": {"scheduler": "sge"}}, "Cluster", "scheduler", "sge", "local, slurm, pbs, address"),
     ({"Cluster": {"memory": "lots"}}, "Cluster", "memory", "lots", "memory"),
+    ({"Cluster": {"jobs": "20-2"}}, "Cluster", "jobs", "20-2", "range MIN-MAX"),
+    ({"Cluster": {"jobs": "0"}}, "Cluster", "jobs", "0", "jobs >= 1"),
+    ({"Cluster": {"walltime": "4h"}}, "Cluster", "walltime", "4h", "HH:MM:SS"),
+    ({"Cluster": {"worker_timeout": "0"}}, "Cluster", "worker_timeout", "0", "> 0"),
+    ({"Cluster": {"dashboard_address": "every:where"}}, "Cluster", "dashboard_address", "every:where", "HOST:PORT"),
+    ({"Cluster": {"job_extra_directives": "['--qos=normal', 3]"}}, "Cluster", "job_extra_directives",
+     "['--qos=normal', 3]", "one directive per line"),
 ]
 
 

@@ -329,5 +329,32 @@ def test_find_geoid(geoid_file, tmp_path, monkeypatch):
     monkeypatch.setattr(geoid_module, "_SYSTEM_PROJ_DIRS", ())
     monkeypatch.delenv("PROJ_DATA", raising=False)
     monkeypatch.delenv("PROJ_LIB", raising=False)
+    # nothing anywhere PROJ looks: the EGM96 grid shipped with the package (a plain pip install)
+    assert find_geoid() == geoid_module.PACKAGED_GEOID and geoid_module.PACKAGED_GEOID.is_file()
+    monkeypatch.setattr(geoid_module, "PACKAGED_GEOID", tmp_path / "not_shipped.tif")
     with pytest.raises(MissingGeoidError, match="proj-data"):
         find_geoid()
+
+
+def test_packaged_egm96_grid_is_projs_within_5_mm(geoid_file, tmp_path):
+    """The shipped grid (int16 cm, scripts/make_egm96_grid.py) reads as PROJ's egm96_15.gtx within 5 mm,
+    and so does its float32 GTX copy for the Orfeo ToolBox."""
+    packaged, reference = Geoid(geoid_module.PACKAGED_GEOID), Geoid(geoid_file)
+    np.testing.assert_allclose(packaged.grid, reference.grid, atol=0.00501)
+    lat, lon = np.meshgrid(np.linspace(-89, 89, 57), np.linspace(-180, 179.9, 61))
+    np.testing.assert_allclose(packaged.undulation(lat, lon), reference.undulation(lat, lon), atol=0.00501)
+    copy = geoid_module.export_gtx(geoid_module.PACKAGED_GEOID, tmp_path / "geoid")
+    assert copy.suffix == ".gtx"
+    np.testing.assert_allclose(Geoid(copy).grid, packaged.grid, atol=1e-5)
+
+
+def test_copernicus_dem_prefers_an_egm2008_grid(geoid_file, tmp_path, monkeypatch):
+    """S1Tiling: 'Make sure to use an EGM2008 model for Copernicus DEM files': PROJ's EGM2008 grid is
+    chosen first for a Copernicus DEM when geoid_file is unset."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "egm96_15.gtx").symlink_to(geoid_file)
+    (proj / "us_nga_egm08_25.tif").symlink_to(geoid_file)  # stands for the EGM2008 grid: only its name counts
+    monkeypatch.setattr(geoid_module.pyproj.datadir, "get_data_dir", lambda: str(proj))
+    assert find_geoid() == proj / "egm96_15.gtx"
+    assert find_geoid(prefer_egm2008=True) == proj / "us_nga_egm08_25.tif"

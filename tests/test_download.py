@@ -24,9 +24,7 @@ from lxml import etree
 from pyproj import Transformer
 from shapely.geometry import Polygon, box
 
-from s1tiling.errors import ConfigurationError, CorruptProductError, ExitCode
 from download_fixtures import GERMANY, SECRET, eodag_env, no_internet, stac_servers  # noqa: F401
-
 from s1tiling.download import (
     DownloadRequest,
     describe_dry_run,
@@ -37,6 +35,7 @@ from s1tiling.download import (
     search_products,
 )
 from s1tiling.download.keep import MARKERS
+from s1tiling.errors import ConfigurationError, CorruptProductError, ExitCode
 
 GREECE = "S1A_IW_GRDH_1SDV_20150203T043109_20150203T043134_004454_00574F_6D00"
 ALEUTIANS = "S1A_IW_GRDH_1SDV_20260606T181903_20260606T181928_064852_082C02_1C0B"

@@ -36,9 +36,20 @@ from rasterio.enums import Compression
 from shapely.geometry import Polygon
 from shapely.ops import unary_union
 
-from e2e_helpers import (Egm96, VectorLUT, annotation_file, blob_content, centroid, exact_grid_points,
-                         image_size, manifest_footprint, official_s2_grid, write_dem_tiles, write_flat_hgt,
-                         write_request)
+from e2e_helpers import (
+    Egm96,
+    VectorLUT,
+    annotation_file,
+    blob_content,
+    centroid,
+    exact_grid_points,
+    image_size,
+    manifest_footprint,
+    official_s2_grid,
+    write_dem_tiles,
+    write_flat_hgt,
+    write_request,
+)
 from s1tiling import grid
 from s1tiling.cli import main
 from s1tiling.s1.product import open_product
@@ -235,7 +246,7 @@ def test_calibrated_values_follow_the_lut_formula(merged, germany, s1_dir, geoid
     sources = []  # per slice, in time order: nearest sample, inside it, near its edges, LUTs
     for name in GERMANY:
         product = open_product(germany.s1 / f"{name}.SAFE")
-        line, pixel = product.ground_to_sar(lat, lon, height)
+        line, pixel = product.sar_model().ground_to_sar(lat, lon, height)
         lines, samples = product.shape
         safe = s1_dir / f"{name}.SAFE"
         luts = (VectorLUT(annotation_file(safe, "calibration"), "calibrationVector", "sigmaNought"),
@@ -312,7 +323,7 @@ def test_exit_status(germany, tmp_path, monkeypatch, capfd, case, status):
         changes.update(dem_dir=tmp_path / "dem")
     elif case == "geoid_file":  # an explicit file that is not there, whatever the system has
         changes.update(geoid_file=tmp_path / "nowhere" / "egm96_15.gtx")
-    else:  # no geoid_file and no geoid anywhere PROJ looks
+    else:  # no geoid_file, no geoid anywhere PROJ looks, and (as from a broken install) none in the package
         import pyproj.datadir
 
         import s1tiling.geometry.geoid as geoid_module
@@ -320,6 +331,7 @@ def test_exit_status(germany, tmp_path, monkeypatch, capfd, case, status):
         empty = tmp_path / "proj"
         empty.mkdir()
         monkeypatch.setattr(geoid_module, "_SYSTEM_PROJ_DIRS", (str(empty),))
+        monkeypatch.setattr(geoid_module, "PACKAGED_GEOID", empty / "not_shipped.tif")  # nor the package's
         monkeypatch.setattr(pyproj.datadir, "get_data_dir", lambda: str(empty))
         monkeypatch.setattr(pyproj.datadir, "get_user_data_dir", lambda *args, **kwargs: str(empty))
         for variable in ("PROJ_DATA", "PROJ_LIB"):
@@ -329,7 +341,7 @@ def test_exit_status(germany, tmp_path, monkeypatch, capfd, case, status):
     assert main([str(cfg)]) == status
     assert list((tmp_path / "out").rglob("*.tif")) == []
     if case == "geoid_file":
-        assert "nowhere" in capfd.readouterr().err
+        assert "nowhere" in capfd.readouterr().out
 
 
 # --------------------------------------------------------------------------- France: point targets

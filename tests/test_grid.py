@@ -376,7 +376,7 @@ def test_unknown_tile_exits_72_naming_it_and_the_closest_tiles(tmp_path, capsys)
                        "[DataSource]\nfirst_date : 2020-01-01\nlast_date : 2020-01-31\n"
                        "[Processing]\ntiles : 33XVM, 02XNU, 32XNL, 60WXT\n")
     assert cli.main([str(request)]) == 72
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     line = next(line for line in err.splitlines() if "unknown tile name" in line)
     assert f"{request}: [Processing] tiles" in line
     closest = {name: grid.closest_tile_names(name) for name in ("32XNL", "60WXT")}

@@ -17,16 +17,16 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.ops import unary_union
 
+from request_files import GERMANY_SLICES, germany_map_inputs, write_request
 from s1tiling import cli, config, grid, incidence, logs
 from s1tiling.context import Context, pass_orbit
 from s1tiling.incidence import lia_cosines
 from s1tiling.naming import TileProduct
 from s1tiling.plan import TileImage, TileJob
 from s1tiling.production import produce
-from s1tiling.times import seconds_since
 from s1tiling.s1.product import open_product
 from s1tiling.samples.testing import write_dem_folder
-from request_files import GERMANY_SLICES, germany_map_inputs, write_request
+from s1tiling.times import seconds_since
 
 SLICES = GERMANY_SLICES
 TILE, NORMLIM_TILE, ORBIT = "32UNB", "32UNC", 117
@@ -304,7 +304,7 @@ def test_gamma_naught_rtc_is_refused_by_the_otb_engine_before_any_work(inputs, c
     root, geoid = inputs
     cfg = _request(root, geoid, "rtc", "metadata", TILE, calibration="gamma_naught_rtc", engine="otb")
     assert cli.main([str(cfg)]) == 72
-    assert "calibration = 'gamma_naught_rtc': not supported by the otb engine" in capsys.readouterr().err
+    assert "calibration = 'gamma_naught_rtc': not supported by the otb engine" in capsys.readouterr().out
     assert not (root / "rtc" / TILE).exists()
 
 

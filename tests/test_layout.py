@@ -23,7 +23,7 @@ FLOORS = {
     # 1: the lower floors, one job each
     "config": 1, "logs": 1, "naming": 1, "grid": 1, "s1": 1, "geometry": 1, "resampling": 1,
     "radiometry": 1, "ortho": 1, "blocks": 1, "writing": 1, "masks": 1, "filtering": 1, "quicklook": 1,
-    "discovery": 1, "scheduling": 1, "download": 1, "engines.otb": 1,
+    "discovery": 1, "scheduling": 1, "download": 1, "engines.otb": 1, "catalog": 1, "timeseries": 1,
     # 2: planning (settings + passes -> jobs) and what a request gives every maker
     "plan": 2, "context": 2,
     # 3: the makers: jobs -> files
@@ -37,6 +37,8 @@ LAZY_ALLOWED: set[tuple[str, str]] = {
     # the package's top-level conveniences load their module on first use: ``import s1tiling.plan``
     # (or ``s1tiling.errors``) must not pull the product reader, rasterio and numba in
     ("s1tiling", "s1.product"),
+    # ``s1tiling.open_timeseries`` (xarray, odc-stac: the optional ``cube`` extra) likewise
+    ("s1tiling", "timeseries"),
 }
 
 
@@ -90,7 +92,7 @@ def _imports() -> tuple[dict[str, set[str]], list[str]]:
         is_package = path.name == "__init__.py"
         graph[module] = set()
 
-        def visit(node, in_function, in_type_checking):
+        def visit(node, in_function, in_type_checking, module=module, is_package=is_package, path=path):
             for child in ast.iter_child_nodes(node):
                 if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                     visit(child, True, in_type_checking)

@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from s1tiling.errors import ConfigurationError
-from s1tiling.naming import (NameFormatter, TileProduct, acquisition_stamp, check_name_formats,
-                             parse_output_name, product_path)
+from s1tiling.naming import (
+    NameFormatter,
+    TileProduct,
+    acquisition_stamp,
+    check_name_formats,
+    parse_output_name,
+    product_path,
+)
 
 T1 = datetime(2020, 1, 8, 4, 41, 50)
 T2 = datetime(2020, 1, 8, 4, 42, 15)
@@ -26,7 +32,8 @@ def test_stamp_single_and_merged():
     assert acquisition_stamp([T1]) == "20200108t044150"
     assert acquisition_stamp([T2, T1]) == "20200108txxxxxx"
     # aware datetimes and numpy datetime64 are read as UTC
-    assert acquisition_stamp([datetime(2020, 1, 8, 5, 41, 50, tzinfo=timezone(timedelta(hours=1)))]) == "20200108t044150"
+    assert acquisition_stamp([datetime(2020, 1, 8, 5, 41, 50,
+                                       tzinfo=timezone(timedelta(hours=1)))]) == "20200108t044150"
     assert acquisition_stamp([np.datetime64("2020-01-08T04:41:50.123456789")]) == "20200108t044150"
     with pytest.raises(ValueError):
         acquisition_stamp([])
@@ -46,18 +53,24 @@ def test_default_tile_names():
 def test_calibration_specific_names():
     normlim = product(times=(T1, T2), calibration="normlim")
     assert normlim.path(dirs=DIRS).name == "s1a_33NWB_vv_DES_007_20200108txxxxxx_NormLim.tif"
-    # S1Tiling's default filtered name for NormLim products
-    assert normlim.path("filtered", dirs=DIRS).name == "s1a_33NWB_vv_DES_007_20200108txxxxxx_NormLim_filtered.tif"
+    # S1Tiling 1.4 (libs/configuration.py, DEFAULT_FNAME_FMTS['filtered_calib']):
+    # '..._{acquisition_stamp}_{calibration_type}_filtered.tif', calibration_type 'Normlim' after NORMLIM
+    assert normlim.path("filtered", dirs=DIRS).name == "s1a_33NWB_vv_DES_007_20200108txxxxxx_Normlim_filtered.tif"
+    # quicklooks carry no calibration suffix
+    assert normlim.path("quicklook", dirs=DIRS).name == "s1a_33NWB_vv_DES_007_20200108txxxxxx_quicklook.jpg"
     rtc = product(calibration="gamma_naught_rtc", polarisation="vh")
     assert rtc.path(dirs=DIRS).name == "s1a_33NWB_vh_DES_007_20200108t044150_GammaNaughtRTC.tif"
     assert rtc.path("mask", dirs=DIRS).name == "s1a_33NWB_vh_DES_007_20200108t044150_GammaNaughtRTC_BorderMask.tif"
+    # the gamma0 RTC step sets calibration_type 'GammaNaughtRTC' (S1Tiling's ApplyGammaNaughtRTCCalibration)
+    assert rtc.path("filtered", dirs=DIRS).name == "s1a_33NWB_vh_DES_007_20200108t044150_GammaNaughtRTC_filtered.tif"
 
 
 def test_map_names():
     fields = {"tile_name": "33NWB", "orbit": "007"}
     assert product_path("lia_product", {**fields, "LIA_kind": "LIA"}, dirs=DIRS) == Path("/out/_LIA/LIA_33NWB_007.tif")
     assert product_path("lia_product", {**fields, "LIA_kind": "sin_LIA"}, dirs=DIRS).name == "sin_LIA_33NWB_007.tif"
-    assert product_path("ia_product", {**fields, "IA_kind": "tan_IA"}, dirs=DIRS) == Path("/out/_IA/tan_IA_33NWB_007.tif")
+    assert (product_path("ia_product", {**fields, "IA_kind": "tan_IA"}, dirs=DIRS)
+            == Path("/out/_IA/tan_IA_33NWB_007.tif"))
     assert product_path("gamma_area", fields, dirs=DIRS) == Path("/out/_GAMMA_AREA/GAMMA_AREA_33NWB_007.tif")
 
 
@@ -93,7 +106,8 @@ def test_parse_output_name_roundtrip():
     for kind in (None, "mask", "filtered", "quicklook"):
         parsed = parse_output_name(merged.path(kind, dirs=DIRS).name)
         assert parsed.kind == (kind or "s2_lia_corrected")
-        assert parsed.fields["tile_kind"] == "s2_lia_corrected"
+        # a quicklook's name does not say its calibration
+        assert parsed.fields["tile_kind"] == ("concatenation" if kind == "quicklook" else "s2_lia_corrected")
         assert parsed.fields["merged"] is True
         assert parsed.fields["acquisition_stamp"] == "20200108txxxxxx"
         assert parsed.fields["orbit"] == "007" and parsed.fields["polarisation"] == "vv"

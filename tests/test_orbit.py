@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from s1tiling.errors import ProductError
-from s1tiling.geometry.orbit import Orbit, find_orbit_file, read_eof, select_state_vectors
-from s1tiling.geometry.orbit import StateVectors
+from s1tiling.geometry.orbit import Orbit, StateVectors, find_orbit_file, read_eof, select_state_vectors
 from s1tiling.s1.annotation import parse_annotation
 
 

@@ -1,6 +1,10 @@
 """The OTB engine (``[Processing] engine = otb``) cross-checked against the native engine.
 
-Both engines run the whole chain through the command line on the same test products and DEM.
+Both engines run the whole chain through the command line on the same test products and DEM;
+the OTB engine twice: in memory through OTB's Python module ``otbApplication``
+(``S1TILING_OTB_INTERFACE=python``, built by ``scripts/build-otb-python.sh``) and through the
+``otbcli_*`` programs with intermediate files (``S1TILING_OTB_INTERFACE=cli``). Each is compared
+with the native engine, and the two with each other: same pixels.
 Products: real ESA annotations, pixels synthesised by :func:`s1tiling.samples.testing.build_product`
 (a constant DN with Gaussian bright targets at known SAR positions, VV only):
 
@@ -65,9 +69,14 @@ SEARCH = 1500.0
 NODATA_DISTANCE_PX = 3
 DEM_EDGE_DISTANCE_DEG = 0.02
 
-def _require_otb():
-    if shutil.which("otbcli_OrthoRectification") is None:
+INTERFACES = ("python", "cli")
+
+
+def _require_otb(interface="cli"):
+    if interface == "cli" and shutil.which("otbcli_OrthoRectification") is None:
         pytest.skip("OTB command-line applications not found (otbcli_OrthoRectification): apt-get install otb-bin")
+    if interface == "python" and otb._python_module() is None:
+        pytest.skip(f"OTB's Python module cannot be used ({otb._import_error}): {otb.PYTHON_HINT}")
 
 
 @pytest.fixture(autouse=True)
@@ -140,8 +149,8 @@ def inputs(s1_dir, srtm_dir, geoid_file, tmp_path_factory):
     return {"root": root, "s1": root / "s1", "dem": dem_dir, "geoid": geoid_file, "targets": targets}
 
 
-def _request(inputs, name, engine, noise, tiles, mask=False) -> Path:
-    folder = inputs["root"] / name / engine
+def _request(inputs, name, engine, noise, tiles, mask=False, label=None) -> Path:
+    folder = inputs["root"] / name / (label or engine)
     folder.mkdir(parents=True)
     config = folder / "S1Processor.cfg"
     config.write_text(f"""[Paths]
@@ -175,27 +184,43 @@ generate_border_mask : {mask}
     return config
 
 
-def _run_both(inputs, name, noise, tiles, mask=False):
-    """Output folder of each engine ('native', 'otb') after a successful run."""
-    _require_otb()
-    outputs = {}
-    for engine in ("native", "otb"):
-        config = _request(inputs, name, engine, noise, tiles, mask)
-        assert cli.main([str(config)]) == 0
-        logs.reset_logging()
-        outputs[engine] = config.parent / "output"
-        assert not any((config.parent / "tmp").iterdir())  # per-run temporary files removed
-    return outputs
+class _Runs:
+    """Output folders of one request run by the native engine ('native') and by the OTB
+    engine through each interface ('python', 'cli'), each run once, when first asked for."""
+
+    def __init__(self, inputs, name, noise, tiles, mask=False):
+        self.inputs, self.name, self.noise, self.tiles, self.mask = inputs, name, noise, tiles, mask
+        self.outputs = {}
+
+    def __getitem__(self, label):
+        if label not in self.outputs:
+            engine = "native" if label == "native" else "otb"
+            if engine == "otb":
+                _require_otb(label)
+            config = _request(self.inputs, self.name, engine, self.noise, self.tiles, self.mask,
+                              label=label if engine == "otb" else None)
+            with pytest.MonkeyPatch.context() as patch:
+                if engine == "otb":  # dask's worker processes inherit it
+                    patch.setenv(otb.INTERFACE_VARIABLE, label)
+                assert cli.main([str(config)]) == 0
+            logs.reset_logging()
+            assert not any((config.parent / "tmp").iterdir())  # per-run temporary files removed
+            self.outputs[label] = config.parent / "output"
+        return self.outputs[label]
+
+    def pair(self, label):
+        """{'native': ..., 'otb': ...} of the OTB run through interface ``label``."""
+        return {"native": self["native"], "otb": self[label]}
 
 
 @pytest.fixture(scope="module")
 def noise_removed(inputs):
-    return _run_both(inputs, "noise", noise=True, tiles=TILES, mask=True)
+    return _Runs(inputs, "noise", noise=True, tiles=TILES, mask=True)
 
 
 @pytest.fixture(scope="module")
 def noise_kept(inputs):
-    return _run_both(inputs, "no-noise", noise=False, tiles=(FRANCE_TILE,))
+    return _Runs(inputs, "no-noise", noise=False, tiles=(FRANCE_TILE,))
 
 
 def _read(path):
@@ -303,31 +328,40 @@ def _compare(inputs, outputs, tiles, label):
 
 
 @pytest.mark.otb
-def test_engines_agree_with_noise_removal(inputs, noise_removed):
-    _compare(inputs, noise_removed, TILES, "sigma0, noise removed")
-    merged = [p.name for p in (noise_removed["otb"] / "32UQB").glob("*.tif")]
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_engines_agree_with_noise_removal(inputs, noise_removed, interface):
+    _require_otb(interface)
+    outputs = noise_removed.pair(interface)
+    _compare(inputs, outputs, TILES, f"sigma0, noise removed, OTB via {interface}")
+    merged = [p.name for p in (outputs["otb"] / "32UQB").glob("*.tif")]
     assert "s1a_32UQB_vv_ASC_117_20150222txxxxxx.tif" in merged  # both slices made it
 
 
 @pytest.mark.otb
-def test_engines_agree_without_noise_removal(inputs, noise_kept):
-    _compare(inputs, noise_kept, (FRANCE_TILE,), "sigma0, noise kept")
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_engines_agree_without_noise_removal(inputs, noise_kept, interface):
+    _require_otb(interface)
+    _compare(inputs, noise_kept.pair(interface), (FRANCE_TILE,), f"sigma0, noise kept, OTB via {interface}")
 
 
 @pytest.mark.otb
-def test_noise_removal_lowers_sigma0(noise_removed, noise_kept):
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_noise_removal_lowers_sigma0(noise_removed, noise_kept, interface):
     """The noise comparisons mean something: removal lowers the background by about 2.5 %."""
-    for engine in ("native", "otb"):
-        (removed,) = [_read(p)[0] for p in (noise_removed[engine] / FRANCE_TILE).glob("*[0-9].tif")]
-        (kept,) = [_read(p)[0] for p in (noise_kept[engine] / FRANCE_TILE).glob("*[0-9].tif")]
+    _require_otb(interface)
+    for label in ("native", interface):
+        (removed,) = [_read(p)[0] for p in (noise_removed[label] / FRANCE_TILE).glob("*[0-9].tif")]
+        (kept,) = [_read(p)[0] for p in (noise_kept[label] / FRANCE_TILE).glob("*[0-9].tif")]
         both = (removed > 0) & (kept > 0)
         assert np.median(removed[both] / kept[both]) < 0.99
 
 
 @pytest.mark.otb
-def test_border_masks_agree(noise_removed):
+@pytest.mark.parametrize("interface", INTERFACES)
+def test_border_masks_agree(noise_removed, interface):
+    _require_otb(interface)
     masks = {}
-    for engine, folder in noise_removed.items():
+    for engine, folder in noise_removed.pair(interface).items():
         paths = sorted(folder.glob("*/*_BorderMask.tif"))
         assert len(paths) == len(TILES)
         masks[engine] = []
@@ -343,6 +377,30 @@ def test_border_masks_agree(noise_removed):
         assert differ < 1e-3 * native.size
 
 
+@pytest.mark.otb
+@pytest.mark.parametrize("runs", ["noise_removed", "noise_kept"])
+def test_in_memory_and_cli_chains_give_the_same_files(runs, request):
+    """The in-memory chain (otbApplication) and the otbcli_* chain (intermediate float32
+    files) compute the same pixels: every output file, images and masks, is identical but
+    for its write time."""
+    for interface in INTERFACES:
+        _require_otb(interface)
+    runs = request.getfixturevalue(runs)
+    folders = {interface: runs[interface] for interface in INTERFACES}
+    names = {k: sorted(str(p.relative_to(f)) for p in f.rglob("*.tif")) for k, f in folders.items()}
+    assert names["python"] == names["cli"] and names["cli"]
+    for name in names["cli"]:
+        python, cli_ = (_read(folders[k] / name) for k in INTERFACES)
+        valid = python[0] != 0
+        difference = np.abs(python[0] - cli_[0])
+        print(f"\n{name}: {np.count_nonzero(difference)} of {valid.sum()} valid pixels differ, max "
+              f"{difference.max():.3g}")
+        assert np.array_equal(python[0], cli_[0]), name
+        assert python[1:3] == cli_[1:3] and python[4] == cli_[4]  # grid, profile
+        differ = {k for k in python[3] if python[3][k] != cli_[3].get(k)}
+        assert differ <= {"TIFFTAG_DATETIME"}, differ
+
+
 def test_missing_otb_exits_77_before_any_work(inputs, monkeypatch, tmp_path, capsys):
     empty = tmp_path / "bin"
     empty.mkdir()
@@ -350,7 +408,7 @@ def test_missing_otb_exits_77_before_any_work(inputs, monkeypatch, tmp_path, cap
     monkeypatch.setattr(otb, "_python_module", lambda: None)
     config = _request(inputs, "missing-otb", "otb", noise=True, tiles=TILES)
     assert cli.main([str(config)]) == 77
-    assert "apt-get install otb-bin" in capsys.readouterr().err
+    assert "apt-get install otb-bin" in capsys.readouterr().out
     assert not (config.parent / "output").exists() or not any((config.parent / "output").rglob("*.tif"))
 
 

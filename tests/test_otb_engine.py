@@ -1,32 +1,36 @@
 """OTB engine: command lines and chaining (no OTB needed: fake programs and a fake Python
-module), the IPF < 2.43 annotation fix, and real OTB 8.1 runs (skipped without OTB)
-cross-checked against the native calibration and against ESA's geolocation grid."""
+module), the IPF < 2.43 annotation fix, and real OTB 8.1 runs (skipped without OTB), each
+through both interfaces (the in-memory ``otbApplication`` module and the ``otbcli_*``
+programs), cross-checked against the native calibration and against ESA's geolocation grid."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
 import stat
+import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
-from lxml import etree
 import pyproj
 import pytest
 import rasterio
+from lxml import etree
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 
-from s1tiling.errors import MissingApplicationError
 from s1tiling.engines import otb
-from s1tiling.radiometry import LOWER_SIGNAL_VALUE
-from s1tiling.radiometry import calibrate as native_calibrate
+from s1tiling.errors import ConfigurationError, MissingApplicationError
+from s1tiling.radiometry import LOWER_SIGNAL_VALUE, calibrate as native_calibrate
 from s1tiling.s1.annotation import SPEED_OF_LIGHT
-from s1tiling.times import seconds_since
 from s1tiling.s1.product import open_product
 from s1tiling.samples.testing import build_product
+from s1tiling.times import seconds_since
 
 OLD = "S1A_IW_GRDH_1SDV_20150222T170725_20150222T170750_004739_005DD8_CEAB"  # IPF 2.36
 OLD_DEM = "S1A_IW_GRDH_1SDV_20150222T170750_20150222T170815_004739_005DD8_3768"  # 2.36, over N50E010
@@ -39,9 +43,25 @@ CONSTANT_WINDOW = (9000, 15000, 128, 256)
 CONSTANT_DN = 150
 
 
+INTERFACES = ("python", "cli")
+
+
 def _require_otb_cli():
     if shutil.which("otbcli_SARCalibration") is None:
         pytest.skip("otbcli_SARCalibration not found: apt-get install otb-bin")
+
+
+def _require_otb_python():
+    if otb._python_module() is None:
+        pytest.skip(f"OTB's Python module cannot be used ({otb._import_error}): {otb.PYTHON_HINT}")
+
+
+@pytest.fixture(params=INTERFACES)
+def interface(request, monkeypatch):
+    """Runs the test once through each interface (S1TILING_OTB_INTERFACE); skips the missing one."""
+    (_require_otb_python if request.param == "python" else _require_otb_cli)()
+    monkeypatch.setenv(otb.INTERFACE_VARIABLE, request.param)
+    return request.param
 
 
 # ----------------------------------------------------------------------------- command lines
@@ -187,6 +207,9 @@ class _FakeHandle:
     def __init__(self, name, calls):
         self.name, self.calls = name, calls
 
+    def GetName(self):  # noqa: N802 - OTB's name
+        return self.name
+
     def __getattr__(self, method):
         def record(*args):
             self.calls.append((self.name, method, *args))
@@ -233,16 +256,70 @@ def test_python_chain_runs_in_memory(monkeypatch, tmp_path):
     assert [c[0] for c in calls if c[1] == "ExecuteAndWriteOutput"] == ["OrthoRectification"]
 
 
-def test_python_chain_writes_boxed_inputs_to_files(monkeypatch, tmp_path):
+def test_python_chain_extracts_regions_in_memory(monkeypatch, tmp_path):
+    """A calibrated region is an in-memory ExtractROI of the calibrated measurement (never a
+    file): OTB applies the LUTs at the measurement's own pixel indices."""
     fake = _FakeOtbApplication()
     monkeypatch.setattr(otb, "_python_module", lambda: fake)
-    otb.calibrate("m.tiff", remove_noise=True, region=(0, 0, 8, 8)).write(tmp_path / "c.tif")
-    written = [c for c in fake.calls if c[1] == "ExecuteAndWriteOutput"]
-    assert [c[0] for c in written] == ["SARCalibration", "BandMath"]
-    box = next(c[3] for c in fake.calls if c[:3] == ("SARCalibration", "SetParameterString", "out"))
-    assert box.endswith("?&box=0:0:8:8")
-    assert ("BandMath", "AddParameterStringList", "il", box.split("?")[0]) in fake.calls
-    assert ("BandMath", "AddImageToParameterInputImageList", "il", "image-of-ExtractROI") in fake.calls
+    otb.calibrate("m.tiff", remove_noise=True, region=(10, 20, 8, 6)).write(tmp_path / "c.tif")
+    calls = fake.calls
+    assert [c[0] for c in calls if c[1] == "ExecuteAndWriteOutput"] == ["BandMath"]
+    assert ("SARCalibration", "Execute") in calls
+    rois = [c[2:] for c in calls if c[0] == "ExtractROI" and c[1] in ("SetParameterString", "SetParameterInputImage")]
+    # the region of the calibrated image, then the same region of the DN (read from the file)
+    assert rois == [("in", "image-of-SARCalibration"), ("mode", "standard"), ("startx", "20"), ("starty", "10"),
+                    ("sizex", "6"), ("sizey", "8"),
+                    ("in", "m.tiff"), ("startx", "20"), ("starty", "10"), ("sizex", "6"), ("sizey", "8")]
+    # BandMath(il = [calibrated region, DN of the region]): both in memory, no file
+    assert [c[2:] for c in calls if c[0] == "BandMath" and c[1] == "AddImageToParameterInputImageList"] == [
+        ("il", "image-of-ExtractROI"), ("il", "image-of-ExtractROI")]
+    out = next(c[3] for c in calls if c[:3] == ("BandMath", "SetParameterString", "out"))
+    assert "box=" not in out and out.split("?")[0].endswith(".tif")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.tif"]
+
+
+def test_python_chain_mixes_files_and_images_in_a_list(monkeypatch, tmp_path):
+    """OTB 8.1 cannot append a file to an image list: the list is set as files, then the
+    in-memory images replace their placeholders, in order."""
+    fake = _FakeOtbApplication()
+    monkeypatch.setattr(otb, "_python_module", lambda: fake)
+    otb.calibrate("m.tiff", remove_noise=True).write(tmp_path / "c.tif")
+    calls = [c for c in fake.calls if c[0] == "BandMath"]
+    assert ("BandMath", "SetParameterStringList", "il", ["m.tiff", "m.tiff"]) in calls
+    assert ("BandMath", "SetNthParameterInputImageList", "il", 0, "image-of-SARCalibration") in calls
+
+
+def test_python_chain_merges_in_memory_with_a_bandmath(monkeypatch, tmp_path):
+    """Synthetize only reads files: in memory the slices are merged by the same rule."""
+    fake = _FakeOtbApplication()
+    monkeypatch.setattr(otb, "_python_module", lambda: fake)
+    grid = otb.OrthoGrid(32631, 0.0, 100.0, 10, 10, 10.0)
+    slices = [otb.orthorectify(otb.calibrate(f"m{i}.tiff", remove_noise=False), grid) for i in range(3)]
+    otb.synthetize(slices).write(tmp_path / "t.tif")
+    assert not [c for c in fake.calls if c[0] == "Synthetize"]
+    assert ("BandMath", "SetParameterString", "exp",
+            "(im1b1!=0?im1b1:(im2b1!=0?im2b1:im3b1))") in fake.calls
+    assert [c[3] for c in fake.calls if c[:2] == ("BandMath", "AddImageToParameterInputImageList")] == [
+        "image-of-OrthoRectification"] * 3
+
+
+def test_interface_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv(otb.INTERFACE_VARIABLE, "java")
+    with pytest.raises(ConfigurationError, match="S1TILING_OTB_INTERFACE='java'"):
+        otb.interface()
+    fake = _FakeOtbApplication()
+    monkeypatch.setattr(otb, "_python_module", lambda: fake)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no otbcli_*
+    monkeypatch.setenv(otb.INTERFACE_VARIABLE, "auto")
+    assert otb.interface() == "python"
+    monkeypatch.setenv(otb.INTERFACE_VARIABLE, "cli")
+    with pytest.raises(MissingApplicationError, match="apt-get install otb-bin"):
+        otb.interface()
+    monkeypatch.setattr(otb, "_python_module", lambda: None)
+    monkeypatch.setenv(otb.INTERFACE_VARIABLE, "python")
+    with pytest.raises(MissingApplicationError, match="build-otb-python.sh") as error:
+        otb.require_otb()
+    assert error.value.exit_code == 77
 
 
 # ----------------------------------------------------------------------------- IPF < 2.43 fix
@@ -312,7 +389,8 @@ def _speckle_content(rows, cols):
 @pytest.fixture(scope="module")
 def otb_products(s1_dir, tmp_path_factory):
     """name -> (native product path, OTB-readable SAFE), VV only."""
-    _require_otb_cli()
+    if shutil.which("otbcli_SARCalibration") is None and otb._python_module() is None:
+        pytest.skip(f"no OTB: {otb.INSTALL_HINT}")
     root = tmp_path_factory.mktemp("otb-products")
     products = {}
     for name in (OLD, GREECE, RECENT):
@@ -323,7 +401,7 @@ def otb_products(s1_dir, tmp_path_factory):
 
 
 @pytest.mark.otb
-def test_otb_needs_the_fm_rate_fix_on_ipf_2_36(otb_products, tmp_path):
+def test_otb_needs_the_fm_rate_fix_on_ipf_2_36(otb_products, tmp_path, interface):
     path, prepared = otb_products[OLD]
     raw = path / open_product(path).relative_path("measurement", "VV")
     with pytest.raises(otb.OtbError, match=rf"SARCalibration failed on {re.escape(str(raw))}"):
@@ -335,7 +413,7 @@ def test_otb_needs_the_fm_rate_fix_on_ipf_2_36(otb_products, tmp_path):
 @pytest.mark.otb
 @pytest.mark.parametrize("name", [OLD, GREECE, RECENT])
 @pytest.mark.parametrize("remove_noise", [False, True])
-def test_calibration_matches_native(otb_products, tmp_path, name, remove_noise):
+def test_calibration_matches_native(otb_products, tmp_path, name, remove_noise, interface):
     path, prepared = otb_products[name]
     product = open_product(path)
     measurement = prepared / product.relative_path("measurement", "VV")
@@ -354,14 +432,14 @@ def test_calibration_matches_native(otb_products, tmp_path, name, remove_noise):
         assert np.array_equal(ours[dn == 0], np.zeros(np.count_nonzero(dn == 0)))
         assert np.mean((ours <= LOWER_SIGNAL_VALUE) != floor) < 1e-3
         relative = np.abs(ours[~floor] / native[~floor] - 1)
-        print(f"{name[17:25]} IPF {product.ipf_version} noise={remove_noise} {label}: median |OTB/native - 1| "
-              f"= {np.median(relative):.1e}, max = {relative.max():.1e}, floored {np.count_nonzero(floor)} px, "
-              f"OTB {seconds:.2f} s")
+        print(f"{interface}: {name[17:25]} IPF {product.ipf_version} noise={remove_noise} {label}: "
+              f"median |OTB/native - 1| = {np.median(relative):.1e}, max = {relative.max():.1e}, "
+              f"floored {np.count_nonzero(floor)} px, OTB {seconds:.2f} s")
         assert np.median(relative) < 1e-3
 
 
 @pytest.mark.otb
-def test_reset_margin_zeroes_the_margins(otb_products, tmp_path):
+def test_reset_margin_zeroes_the_margins(otb_products, tmp_path, interface):
     path, prepared = otb_products[RECENT]
     measurement = prepared / open_product(path).relative_path("measurement", "VV")
     calibrated = otb.calibrate(measurement, remove_noise=False, region=SPECKLE_WINDOW).write(tmp_path / "c.tif")
@@ -414,11 +492,10 @@ def _bilinear(dataset, lon, lat):
 
 
 @pytest.mark.otb
-def test_orthorectify_matches_esa_geolocation_grid(s1_dir, srtm_dir, geoid_file, tmp_path):
+def test_orthorectify_matches_esa_geolocation_grid(s1_dir, srtm_dir, geoid_file, tmp_path, interface):
     """Gaussian blobs centred on the exact SAR positions of two geolocation grid points land
     where ESA's grid says: at the grid's own height (flat), and shifted along ground range by
     (h - h_grid) / tan(incidence) with h = N (geoid only) or H_srtm + N (DEM and geoid)."""
-    _require_otb_cli()
     template = open_product(s1_dir / f"{OLD_DEM}.SAFE")
     annotation = template.annotation("VV")
     grid = annotation.geolocation_grid
@@ -464,12 +541,103 @@ def test_orthorectify_matches_esa_geolocation_grid(s1_dir, srtm_dir, geoid_file,
                 found = np.array([tile.ulx + 10 * ((weight * cols).sum() / weight.sum() + 0.5),
                                   tile.uly - 10 * ((weight * rows).sum() / weight.sum() + 0.5)])
                 error = np.hypot(*(found - expected))
-                print(f"grid point {k} {label}: OTB - expected = {error:.2f} m "
+                print(f"{interface}: grid point {k} {label}: OTB - expected = {error:.2f} m "
                       f"(shift from the grid point {np.hypot(*(expected - esa)):.0f} m)")
                 assert error < tolerance
 
 
-def _write_tile(path, array, transform=from_origin(500000, 5000000, 10, 10)):
+def _recent_chain(otb_products):
+    """Calibration (noise removed) of a region of the 2021 product, margins reset, then
+    orthorectified (bicubic) onto a 10 m UTM 31N grid around the region's ground position."""
+    path, prepared = otb_products[RECENT]
+    product = open_product(path)
+    grid = product.annotation("VV").geolocation_grid
+    r0, c0, h, w = SPECKLE_WINDOW
+    k = int(np.argmin(np.hypot(np.asarray(grid.line) - (r0 + h / 2), np.asarray(grid.pixel) - (c0 + w / 2))))
+    x, y = pyproj.Transformer.from_crs(4326, 32631, always_xy=True).transform(grid.longitude[k], grid.latitude[k])
+    tile = otb.OrthoGrid(32631, 10 * round(x / 10) - 2000, 10 * round(y / 10) + 2000, 400, 400, 10.0)
+    measurement = prepared / product.relative_path("measurement", "VV")
+    region = (r0 - 300, c0 - 300, h + 600, w + 600)
+    chain = otb.reset_margin(otb.calibrate(measurement, "sigma", True, region=region), top=40, left=60)
+    return otb.orthorectify(chain, tile, gridspacing=40, interpolator="bco"), measurement
+
+
+@pytest.mark.otb
+def test_in_memory_chain_is_read_by_blocks_without_any_file(otb_products, tmp_path, monkeypatch):
+    """OtbApp.open through otbApplication: no file while its blocks are read, blocks quartered
+    while OTB's memory estimate exceeds the budget, and the same pixels as the otbcli_* chain."""
+    _require_otb_cli()
+    _require_otb_python()
+    chain, _ = _recent_chain(otb_products)
+    monkeypatch.setenv(otb.INTERFACE_VARIABLE, "cli")
+    with rasterio.open(chain.write(tmp_path / "cli.tif", otb.OtbOptions(threads=2, ram_mb=256))) as ds:
+        expected, transform = ds.read(1), ds.transform
+    assert np.count_nonzero(expected) > 0.2 * expected.size
+
+    monkeypatch.setenv(otb.INTERFACE_VARIABLE, "python")
+    monkeypatch.setattr(otb, "MIN_BLOCK_BUDGET", 2 ** 20)  # 1 MiB: quarter blocks down to their minimum size
+    scratch = tmp_path / "scratch"
+    image = np.full(expected.shape, np.nan, np.float32)
+    windows = []
+    with chain.open(otb.OtbOptions(threads=2, ram_mb=1, tmp_dir=scratch)) as result:
+        assert (result.width, result.height, result.count) == (400, 400, 1)
+        assert result.transform.almost_equals(transform, 1e-9)
+        for window, values in result.blocks(256):
+            assert not [p for p in scratch.rglob("*") if p.is_file()]  # nothing written
+            block = (slice(window.row_off, window.row_off + window.height),
+                     slice(window.col_off, window.col_off + window.width))
+            assert np.isnan(image[block]).all()  # each pixel read once
+            image[block] = values
+            windows.append(window)
+    # the 256-pixel blocks over the SAR image were quartered (those outside need no memory)
+    assert len(windows) > 4 and min(max(w.width, w.height) for w in windows) <= otb.MIN_BLOCK_SIZE
+    assert np.array_equal(image, expected)
+    assert not scratch.exists() or not any(scratch.iterdir())
+
+
+@pytest.mark.otb
+def test_otb_writes_a_truncated_azimuth_time_interval(otb_products, tmp_path, interface):
+    """OTB itself writes SAR.AzimuthTimeInterval with 6 digits; our chains write the annotation's."""
+    path, prepared = otb_products[RECENT]
+    product = open_product(path)
+    measurement = prepared / product.relative_path("measurement", "VV")
+    exact = product.annotation("VV").image.azimuth_time_interval
+    raw = tmp_path / "raw.tif"
+    if interface == "cli":
+        subprocess.run(["otbcli_SARCalibration", "-in", str(measurement), "-out", f"{raw}?&box=0:0:50:40"],
+                       check=True, capture_output=True)
+    else:
+        app = otb._python_module().Registry.CreateApplication("SARCalibration")
+        app.SetParameterString("in", str(measurement))
+        app.SetParameterString("out", f"{raw}?&box=0:0:50:40")
+        app.ExecuteAndWriteOutput()
+
+    def written(file):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a SAR image
+            with rasterio.open(file) as ds:
+                return float(ds.tags()[otb.AZIMUTH_TIME_INTERVAL_TAG])
+
+    assert written(raw) != exact and abs(written(raw) / exact - 1) < 5e-6
+    assert otb.restore_azimuth_time_interval(raw, [str(measurement)])
+    assert written(raw) == exact
+    assert not otb.restore_azimuth_time_interval(raw, [str(measurement)])  # nothing left to restore
+    assert written(otb.calibrate(measurement, region=(0, 0, 40, 50)).write(tmp_path / "ours.tif")) == exact
+
+
+@pytest.mark.otb
+def test_otb_logs_go_to_our_logger(tmp_path, monkeypatch, caplog, capfd):
+    _require_otb_python()
+    monkeypatch.setenv(otb.INTERFACE_VARIABLE, "python")
+    caplog.set_level(logging.DEBUG, logger="s1tiling.engines.otb")
+    otb.despeckle(_write_tile(tmp_path / "t.tif", np.full((30, 30), 0.25, np.float32))).write(tmp_path / "f.tif")
+    messages = [r.getMessage() for r in caplog.records if r.name == "s1tiling.engines.otb"]
+    assert any(m.startswith("OTB: Despeckle: ") for m in messages), messages
+    assert any(m.startswith("OTB: Writing ") for m in messages)  # progress reports
+    assert "Despeckle" not in capfd.readouterr().out  # nothing printed
+
+
+def _write_tile(path, array, transform=from_origin(500000, 5000000, 10, 10)):  # noqa: B008 - an immutable Affine
     with rasterio.open(path, "w", driver="GTiff", width=array.shape[1], height=array.shape[0], count=1,
                        dtype=array.dtype, crs="EPSG:32631", transform=transform) as ds:
         ds.write(array, 1)
@@ -477,8 +645,7 @@ def _write_tile(path, array, transform=from_origin(500000, 5000000, 10, 10)):
 
 
 @pytest.mark.otb
-def test_synthetize_keeps_the_first_non_zero_pixel(tmp_path):
-    _require_otb_cli()
+def test_synthetize_keeps_the_first_non_zero_pixel(tmp_path, interface):
     first = np.zeros((20, 30), np.float32)
     first[:12] = 1.5
     second = np.full((20, 30), 2.5, np.float32)
@@ -492,8 +659,7 @@ def test_synthetize_keeps_the_first_non_zero_pixel(tmp_path):
 
 
 @pytest.mark.otb
-def test_border_mask(tmp_path):
-    _require_otb_cli()
+def test_border_mask(tmp_path, interface):
     image = np.zeros((80, 80), np.float32)
     image[:, 40:] = 0.3  # the valid half of a tile
     image[10:13, 10:13] = 0.2  # a speck, smaller than the ball: removed
@@ -507,8 +673,7 @@ def test_border_mask(tmp_path):
 
 
 @pytest.mark.otb
-def test_despeckle_keeps_a_constant_image(tmp_path):
-    _require_otb_cli()
+def test_despeckle_keeps_a_constant_image(tmp_path, interface):
     out = otb.despeckle(_write_tile(tmp_path / "t.tif", np.full((30, 30), 0.25, np.float32)), "lee", 2, 4.0
                         ).write(tmp_path / "f.tif")
     with rasterio.open(out) as ds:
@@ -522,7 +687,8 @@ def _grid_pixel_errors(annotation: bytes) -> np.ndarray:
     root = etree.fromstring(annotation)
     spacing = float(root.findtext("imageAnnotation/imageInformation/rangePixelSpacing"))
     records = [(np.datetime64(r.findtext("azimuthTime")), float(r.findtext("sr0")),
-                np.array(r.findtext("srgrCoefficients").split(), dtype=float)) for r in root.iterfind("coordinateConversion/coordinateConversionList/coordinateConversion")]
+                np.array(r.findtext("srgrCoefficients").split(), dtype=float))
+               for r in root.iterfind("coordinateConversion/coordinateConversionList/coordinateConversion")]
     errors = []
     for point in root.iter("geolocationGridPoint"):
         t = np.datetime64(point.findtext("azimuthTime"))

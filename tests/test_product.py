@@ -318,7 +318,8 @@ def test_geometry_delegates_to_the_sar_model(s1_dir):
     product = open_product(s1_dir / f"{SMALL}.SAFE")
     assert product.sar_model("hv") is product.sar_model("HV")
     grid = product.geolocation_grid("HV")
-    line, pixel = product.ground_to_sar(grid["latitude"][:5], grid["longitude"][:5], grid["height"][:5], "HV")
+    line, pixel = product.sar_model("HV").ground_to_sar(grid["latitude"][:5], grid["longitude"][:5],
+                                                        grid["height"][:5])
     assert np.all(np.abs(line - grid["line"][:5]) < 1) and np.all(np.abs(pixel - grid["pixel"][:5]) < 5)
-    lat, lon = product.sar_to_ground(grid["line"][:5], grid["pixel"][:5], grid["height"][:5], "HV")
+    lat, lon = product.sar_model("HV").sar_to_ground(grid["line"][:5], grid["pixel"][:5], grid["height"][:5])
     assert np.all(np.abs(lat - grid["latitude"][:5]) < 1e-3) and np.all(np.abs(lon - grid["longitude"][:5]) < 1e-3)

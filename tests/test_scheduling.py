@@ -148,7 +148,7 @@ def test_a_failed_task_skips_its_dependents_only(executor, request, settings2):
     ]
     report = run_tasks(tasks, settings2, client=client)
 
-    assert report.exit_code == 66
+    assert report.exit_code == 71  # the failed task's own code (a corrupt product), not a generic 66
     assert [o.key for o in report.done] == ["a", "independent", "after-a"]
     assert report["after-a"].result == 9 + 25
     (failed,) = report.failed
@@ -273,3 +273,181 @@ def test_batch_job_defaults_come_from_processing(tmp_path):
     script = job_script(settings)
     assert {"--cpus-per-task=6", "--mem=6G"} <= set(directives(script, "#SBATCH"))
     assert "--resources memory=2048" in script
+
+
+# ---------------------------------------------------------------- batch jobs: directives, walltime, logs
+
+def test_extra_directives_keep_their_commas(tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    settings = make_settings(tmp_path, {}, {"scheduler": "slurm", "walltime": "01:00:00",
+                                            "job_extra_directives": "--mail-type=END,FAIL\n  --exclude=n1,n2"})
+    sbatch = directives(job_script(settings), "#SBATCH")
+    assert "--mail-type=END,FAIL" in sbatch and "--exclude=n1,n2" in sbatch
+    assert "FAIL" not in sbatch and "n2" not in sbatch  # never split into directives of their own
+
+
+def test_unset_walltime_is_estimated_from_the_work_and_logged(tmp_path, caplog):
+    pytest.importorskip("dask_jobqueue")
+    caplog.set_level(logging.INFO, logger="s1tiling")
+    settings = make_settings(tmp_path, {"nb_parallel_processes": 2}, {"scheduler": "slurm", "jobs": "1-3"})
+    # 100 tasks on at most 3 jobs x 2 workers: 17 waves + 1 of 10 min = 3 h
+    options = scheduling._batch_job_options(settings, n_tasks=100)
+    assert options["walltime"] == "03:00:00"
+    assert "walltime is not set: each worker job asks for 03:00:00" in caplog.text
+    assert scheduling._batch_job_options(settings, n_tasks=2)["walltime"] == "01:00:00"  # at least 1 h
+    assert scheduling._batch_job_options(settings, n_tasks=10 ** 5)["walltime"] == "12:00:00"  # at most 12 h
+    given = make_settings(tmp_path / "given", {}, {"scheduler": "pbs", "walltime": "2-00:00:00"})
+    assert scheduling._batch_job_options(given, n_tasks=100)["walltime"] == "48:00:00"  # PBS: HH:MM:SS only
+    assert "-t 01:00:00" in directives(job_script(settings), "#SBATCH")  # job_script: work unknown
+
+
+def test_job_script_sends_logs_to_the_run_folder_and_keeps_malloc_dynamic(tmp_path):
+    pytest.importorskip("dask_jobqueue")
+    settings = make_settings(tmp_path, {}, {"scheduler": "slurm", "walltime": "10"})
+    folder = scheduling.worker_log_folder(settings)
+    assert folder.parent == tmp_path / "out" / "_WORKER_LOGS" and folder.name.endswith(f"-{os.getpid()}")
+    with scheduling._batch_cluster(settings, log_directory=folder) as cluster:
+        script = cluster.job_script()
+    assert f"-o {folder}/dask-worker-%J.out" in " ".join(directives(script, "#SBATCH"))
+    assert "MALLOC_TRIM_THRESHOLD_': None" in script  # the worker's nanny does not set it
+    assert "dashboard_address" not in script
+    assert cluster.scheduler_spec["options"]["dashboard_address"] == "127.0.0.1:0"
+
+
+def test_importing_dask_jobqueue_keeps_the_sigint_handler(tmp_path):
+    """dask_jobqueue 0.9's import sets SIGINT's handler to sys.exit (Ctrl-C -> status 0, no cleanup):
+    through s1tiling, a SIGINT still raises KeyboardInterrupt."""
+    pytest.importorskip("dask_jobqueue")
+    code = """
+import os, signal, sys
+from s1tiling import scheduling
+class Settings:
+    config_file = 'x.cfg'
+    class cluster:
+        scheduler = 'slurm'
+scheduling._import_jobqueue(Settings)
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    import time; time.sleep(5)
+except KeyboardInterrupt:
+    print('KeyboardInterrupt')
+"""
+    import subprocess
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "KeyboardInterrupt", out.stdout + out.stderr
+
+
+# ---------------------------------------------------------------- local cluster: dashboard, environment
+
+def _can_connect(host, port):
+    import socket
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _dashboard_port(client):
+    return client.scheduler_info()["services"]["dashboard"]
+
+
+def test_dashboard_listens_on_loopback_only_by_default(local2, tmp_path):
+    from distributed.utils import get_ip
+    ip = get_ip()
+    if ip.startswith("127."):
+        pytest.skip("this machine has no address other than loopback")
+    port = _dashboard_port(local2)
+    assert port != 8787 and _can_connect("127.0.0.1", port) and not _can_connect(ip, port)
+    settings = make_settings(tmp_path, {"nb_parallel_processes": 2}, {"dashboard_address": "0.0.0.0:0"})
+    with executor_for(settings) as client:  # opted in: every interface
+        port = _dashboard_port(client)
+        assert _can_connect(ip, port)
+
+
+def test_workers_run_without_malloc_trim_threshold(local2, settings2):
+    """distributed sets MALLOC_TRIM_THRESHOLD_=65536 in its workers (glibc then maps and unmaps every
+    large numpy temporary: ~40% slower stages); our workers do not get it."""
+    report = run_tasks([Task("env", environment, ("MALLOC_TRIM_THRESHOLD_",)),
+                        Task("threads", environment, ("NUMBA_NUM_THREADS",))], settings2, client=local2)
+    assert report["env"].result is None and report["threads"].result == "1"
+
+
+def test_more_threads_than_cores_is_warned_once(tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.WARNING, logger="s1tiling")
+    monkeypatch.setattr(scheduling, "_oversubscription_warned", False)
+    monkeypatch.setattr(scheduling, "available_cores", lambda: 2)
+    settings = make_settings(tmp_path, {"nb_parallel_processes": 2, "nb_otb_threads": 2, "ram_per_process": 512})
+    for _ in range(2):
+        run_tasks([Task("one", square, (3,))], settings)  # one task: in this process
+        scheduling._warn_oversubscription(settings, 2)
+    warnings = [r.getMessage() for r in caplog.records if "threads for 2 cores" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "2 x 2 = 4 threads for 2 cores" in warnings[0] and "each running slower" in warnings[0]
+
+
+def test_a_single_task_runs_in_this_process(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="s1tiling")
+    settings = make_settings(tmp_path, {"nb_parallel_processes": 2})
+    report = run_tasks([Task("pid", os.getpid)], settings)
+    assert report["pid"].result == os.getpid()
+    assert "without a dask cluster" in caplog.text
+
+
+# ---------------------------------------------------------------- scratch folders of dead runs
+
+def _dead_pid():
+    import subprocess
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_scratch_folders_of_dead_runs_are_removed_on_any_host(tmp_path):
+    settings = make_settings(tmp_path, {})
+    tmp = settings.paths.tmp
+    host = scheduling._host()
+    dead = tmp / f"s1tiling-{host}-{_dead_pid()}-0123456789ab"
+    alive = tmp / f"s1tiling-{host}-{os.getpid()}-0123456789ab"
+    other_dead = tmp / "s1tiling-node-17.cluster-4242-0123456789ab"  # another host, no heartbeat for 2 h
+    other_alive = tmp / "s1tiling-node-18-4242-0123456789ab"         # another host, heartbeat just now
+    kept = tmp / f"s1tiling-{host}-{_dead_pid()}-ba9876543210"       # a debug run's, kept on purpose
+    unrelated = tmp / "s1tiling-notes"
+    for folder in (dead, alive, other_dead, other_alive, kept, unrelated):
+        (folder / "dask-scratch-space").mkdir(parents=True)
+        (folder / scheduling.HEARTBEAT).touch()
+    old = time.time() - 2 * 3600
+    os.utime(other_dead / scheduling.HEARTBEAT, (old, old))
+    (kept / scheduling._KEEP).touch()
+    with run_temporary_dir(settings) as mine:
+        assert mine.is_dir() and (mine / scheduling.HEARTBEAT).exists()
+        assert not dead.exists() and not other_dead.exists()
+        assert alive.exists() and other_alive.exists() and kept.exists() and unrelated.exists()
+    assert not mine.exists()
+
+
+from distributed import WorkerPlugin  # noqa: E402
+
+
+class SlowExit(WorkerPlugin):
+    """A worker plugin whose teardown takes 6 s (a worker flushing to a slow file system, or a loaded
+    machine): dask's own close gives a worker 4 s, then kills it."""
+
+    name = "slow-exit"
+
+    def setup(self, worker):
+        pass
+
+    def teardown(self, worker):
+        time.sleep(6)
+
+
+def test_workers_are_given_time_to_exit_cleanly(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    settings = make_settings(tmp_path, {"nb_parallel_processes": 1, "ram_per_process": 512})
+    with executor_for(settings) as client:
+        client.register_plugin(SlowExit())
+        (pid,) = client.run(os.getpid).values()
+        assert run_tasks([Task("a", square, (4,))], settings, client=client)["a"].result == 16
+    assert not scheduling._pid_alive(pid) or scheduling._zombie(pid)
+    assert "still alive" not in caplog.text and "killing" not in caplog.text

@@ -16,16 +16,16 @@ from lxml import etree
 from pyproj import Geod
 
 from s1tiling import cli
-from s1tiling.samples import demo
 from s1tiling.errors import MissingGeoidError
 from s1tiling.geometry.geoid import Geoid
 from s1tiling.geometry.sar_model import SarModel
 from s1tiling.radiometry import calibrate
 from s1tiling.s1.annotation import parse_annotation
-from s1tiling.times import seconds_since
 from s1tiling.s1.product import PRODUCT_NAME, open_product
+from s1tiling.samples import demo
 from s1tiling.samples.synthetic import SLICE_OVERLAP_LINES, make_safe, write_zero_geoid
 from s1tiling.samples.testing import build_product
+from s1tiling.times import seconds_since
 
 START = dt.datetime(2021, 8, 9, 17, 39, 53, 250000, tzinfo=dt.timezone.utc)
 SMALL = dict(lines=600, samples=800, pixel_spacing=40.0)
@@ -138,9 +138,9 @@ def test_consecutive_slices_share_one_geometry(tmp_path):
     assert first.manifest.mission_datatake_id == second.manifest.mission_datatake_id
     assert first.relative_orbit == second.relative_orbit
     # A point of the overlap: the second slice sees it (lines - overlap) lines earlier.
-    lat, lon = first.sar_to_ground(595.0, 400.0, 0.0)
-    line1, pixel1 = first.ground_to_sar(lat, lon, 0.0)
-    line2, pixel2 = second.ground_to_sar(lat, lon, 0.0)
+    lat, lon = first.sar_model().sar_to_ground(595.0, 400.0, 0.0)
+    line1, pixel1 = first.sar_model().ground_to_sar(lat, lon, 0.0)
+    line2, pixel2 = second.sar_model().ground_to_sar(lat, lon, 0.0)
     assert line1 - line2 == pytest.approx(600 - SLICE_OVERLAP_LINES, abs=1e-3)
     assert pixel1 == pytest.approx(pixel2, abs=1e-3)
 

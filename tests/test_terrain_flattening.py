@@ -25,17 +25,17 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 
+from request_files import GERMANY_SLICES, germany_map_inputs, write_request
 from s1tiling import cli, config, grid, logs
 from s1tiling.context import Context, pass_orbit
 from s1tiling.naming import TileProduct
 from s1tiling.plan import TileImage, TileJob
 from s1tiling.production import produce
-from s1tiling.times import seconds_since
-from s1tiling.s1.product import open_product
 from s1tiling.radiometry import MIN_GAMMA_AREA
-from s1tiling.terrain_flattening import RadarBins, gamma_area_ratio
+from s1tiling.s1.product import open_product
 from s1tiling.samples.testing import write_dem_folder
-from request_files import GERMANY_SLICES, germany_map_inputs, write_request
+from s1tiling.terrain_flattening import RadarBins, gamma_area_ratio
+from s1tiling.times import seconds_since
 
 SLICES = GERMANY_SLICES
 TILE, RTC_TILE, ORBIT = "32UNB", "32UNC", 117

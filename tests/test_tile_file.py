@@ -175,7 +175,7 @@ output_spatial_resolution : {resolution}
 
 def test_unknown_tile_exits_72(tile_file, tmp_path, capsys):
     assert cli.main([str(_request(tmp_path, tile_file, "MYTILE, 31TCK, NOPE", roi="32UNB, 33NWC"))]) == 72
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "[Processing] tiles = 'MYTILE, 31TCK, NOPE'" in err and "31TCK, NOPE" in err and str(tile_file) in err
     assert "[DataSource] roi_by_tiles = '32UNB, 33NWC'" in err and "33NWC" in err
 
@@ -194,7 +194,7 @@ def test_unusable_tile_file_exits_72(tmp_path, capsys, content):
     if content is not None:
         path.write_bytes(content)
     assert cli.main([str(_request(tmp_path, path, "MYTILE"))]) == 72
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert f"[Processing] tiles_shapefile = '{path}'" in err
     assert ("not found" if content is None else "cannot be read") in err
 
@@ -204,7 +204,7 @@ def test_tile_file_without_polygons_exits_72(tmp_path, capsys):
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"NAME": "MYTILE"}, "geometry": mapping(Point(3, 45))}]}))
     assert cli.main([str(_request(tmp_path, path, "MYTILE"))]) == 72
-    assert "MYTILE have no polygon footprint" in capsys.readouterr().err
+    assert "MYTILE have no polygon footprint" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -1,5 +1,4 @@
 """Creation options, atomic GeoTIFF writing and tile metadata."""
-import errno
 import os
 import time
 from datetime import datetime
@@ -12,10 +11,17 @@ import rasterio.io
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from s1tiling.errors import ConfigurationError, ExitCode, OutputDiskFullError
+from s1tiling import __version__
+from s1tiling.errors import ConfigurationError
 from s1tiling.naming import TileProduct
-from s1tiling.writing import (AtomicRasterWriter, cleanup_stale_temporaries, creation_options_for,
-                              parse_creation_options, temporary_path, tile_metadata)
+from s1tiling.writing import (
+    AtomicRasterWriter,
+    cleanup_stale_temporaries,
+    creation_options_for,
+    parse_creation_options,
+    temporary_path,
+    tile_metadata,
+)
 
 # S2 tile 33NWB at 10 m (S1Tiling's test baseline grid): origin (499980, 200040), 10980 pixels.
 CRS = "EPSG:32633"
@@ -56,7 +62,8 @@ def test_creation_option_errors_and_defaults():
     # already parsed by the request-file reader
     assert creation_options_for("mask", {"mask": (None, ("COMPRESS=ZSTD", "ZSTD_LEVEL=1"))}) == (
         "uint8", {"COMPRESS": "ZSTD", "ZSTD_LEVEL": "1"})
-    assert creation_options_for("tiled", {"tiled": ("float64", {"compress": "LZW"})}) == ("float64", {"COMPRESS": "LZW"})
+    assert (creation_options_for("tiled", {"tiled": ("float64", {"compress": "LZW"})})
+            == ("float64", {"COMPRESS": "LZW"}))
 
 
 def test_tile_metadata_values():
@@ -86,11 +93,17 @@ def test_tile_metadata_values():
         "PROJECT": "demo",
     }
     assert {k: tags[k] for k in expected} == expected
-    assert tags["TIFFTAG_SOFTWARE"].startswith("s1tiling ")
+    # S1Tiling writes 'S1 Tiling v<version>' and its checks look for 'S1 Tiling'; ours also names itself
+    software = tags["TIFFTAG_SOFTWARE"]
+    assert software.startswith("S1 Tiling v1.4.2") and f"s1tiling {__version__}" in software
+    assert "LOWER_SIGNAL_VALUE" not in tags  # no noise removed
     datetime.strptime(tags["TIFFTAG_DATETIME"], "%Y:%m:%d %H:%M:%S")
     single = tile_metadata(TileProduct("s1b", "31TCH", "vh", "ASC", 110, (datetime(2021, 3, 1, 6, 1, 9),)),
                            input_products=INPUTS[:1], absolute_orbit=25000, noise_removed=True, dem_info="x",
-                           interpolator="linear", spatial_resolution=20.0, engine="otb", orbit_source="eof")
+                           interpolator="linear", spatial_resolution=20.0, engine="otb", orbit_source="eof",
+                           lower_signal_value=1e-7)
+    # S1Tiling's LOWER_SIGNAL_VALUE: what replaced the pixels the noise removal made non-positive
+    assert float(single["LOWER_SIGNAL_VALUE"]) == 1e-7
     assert single["ACQUISITION_DATETIME"] == single["ACQUISITION_DATETIME_1"] == "2021:03:01T06:01:09Z"
     assert "ACQUISITION_DATETIME_2" not in single
     assert single["INPUT_S1_IMAGES"] == INPUTS[0] and single["NOISE_REMOVED"] == "True"
@@ -152,31 +165,7 @@ def test_exception_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_disk_full_is_exit_69(tmp_path, monkeypatch):
-    def no_space(self, *args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(rasterio.io.DatasetWriter, "write", no_space)
-    final = tmp_path / "full.tif"
-    with pytest.raises(OutputDiskFullError, match="full.tif") as info:
-        with AtomicRasterWriter(final, crs=CRS, transform=TRANSFORM, width=10, height=10) as out:
-            out.write(np.ones((10, 10)))
-    assert info.value.exit_code == ExitCode.OUTPUT_DISK_FULL == 69
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_disk_full_at_close_is_exit_69(tmp_path, monkeypatch):
-    close = rasterio.io.DatasetWriter.close
-
-    def close_then_fail(self):  # GDAL reports a failed flush when the file is closed
-        close(self)
-        raise rasterio.errors.RasterioIOError("write failed: No space left on device")
-
-    monkeypatch.setattr(rasterio.io.DatasetWriter, "close", close_then_fail)
-    with pytest.raises(OutputDiskFullError):
-        with AtomicRasterWriter(tmp_path / "full.tif", crs=CRS, transform=TRANSFORM, width=10, height=10) as out:
-            out.write(np.ones((10, 10)))
-    assert list(tmp_path.iterdir()) == []
+# A full disk (exit 69/70, nothing published) is tested on real small file systems: tests/test_full_disk.py
 
 
 def test_cleanup_stale_temporaries(tmp_path):

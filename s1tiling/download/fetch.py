@@ -25,13 +25,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptProductError, ExitCode
-from .gateway import open_gateway, protect_logs, redact
+from .gateway import is_transient as _is_transient, open_gateway, protect_logs, redact
 from .keep import mark_downloaded, prune_downloads
 from .request import DownloadRequest
 from .safe import install, local_product
 from .search import FoundProduct, product_name
+
+if TYPE_CHECKING:
+    from eodag import EODataAccessGateway
 
 logger = logging.getLogger(__name__)
 
@@ -82,30 +86,11 @@ class _Outcome(Enum):
     DONE = "done"  # recorded in the report otherwise (corrupt, failed, skipped)
 
 
-def _is_transient(error: BaseException | None) -> bool:
-    """HTTP 5xx/429, timeouts and broken connections, anywhere in the exception chain."""
-    import requests
-
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, (requests.Timeout, requests.ConnectionError,
-                              requests.exceptions.ChunkedEncodingError, TimeoutError, ConnectionError)):
-            return True
-        status = getattr(error, "status_code", None) or getattr(getattr(error, "response", None),
-                                                                 "status_code", None)
-        if isinstance(status, int) and (status >= 500 or status == 429):
-            return True
-        if type(error).__name__ == "TimeOutError":  # eodag.utils.exceptions.TimeOutError
-            return True
-        error = error.__cause__ or error.__context__
-    return False
-
-
 class _Session:
     """One call of :func:`download_products`: its work folder, its gateway, its report."""
 
-    def __init__(self, request: DownloadRequest, dag, progress: bool, report: DownloadReport):
+    def __init__(self, request: DownloadRequest, dag: EODataAccessGateway | None, progress: bool,
+                 report: DownloadReport):
         self.request = request
         self.s1_images = Path(request.s1_images)
         self._dag = dag
@@ -237,7 +222,9 @@ class _Session:
         if not (eoproduct.properties.get("eodag:order_link") and hasattr(downloader, "order")):
             return self.fetch(product) is _Outcome.OFFLINE  # a download attempt starts the restore
         try:
-            downloader.order(eoproduct, auth=self._auth(eoproduct), wait=self.wait_minutes, timeout=0)
+            # (hasattr(downloader, "order") checked above)
+            downloader.order(eoproduct, auth=self._auth(eoproduct), wait=self.wait_minutes,  # type: ignore[union-attr]
+                             timeout=0)
         except NotAvailableError:
             pass
         except Exception as err:  # noqa: BLE001
@@ -258,7 +245,8 @@ class _Session:
         try:
             if hasattr(downloader, "order") and (properties.get("eodag:status_link")
                                                  or properties.get("eodag:order_link")):
-                downloader.order(eoproduct, auth=self._auth(eoproduct), wait=self.wait_minutes, timeout=0)
+                downloader.order(eoproduct, auth=self._auth(eoproduct), wait=self.wait_minutes,  # type: ignore[union-attr]
+                                 timeout=0)
             else:
                 results = self.gateway().search(id=product.name, provider=product.provider, validate=False)
                 match = [r for r in results if product_name(r.properties) == product.name]
@@ -295,7 +283,7 @@ class _Session:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def download_products(found: list[FoundProduct], request: DownloadRequest, dag=None,
+def download_products(found: list[FoundProduct], request: DownloadRequest, dag: EODataAccessGateway | None = None,
                       progress: bool = True) -> DownloadReport:
     """Bring every found product into ``request.s1_images``; see the module documentation."""
     protect_logs()

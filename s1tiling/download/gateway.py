@@ -4,10 +4,14 @@ from __future__ import annotations
 import logging
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError
 
+if TYPE_CHECKING:  # eodag is imported when a gateway is opened
+    from eodag import EODataAccessGateway
 
 #: EODAG's name of the Sentinel-1 Level-1 GRD collection, the same for every provider.
 COLLECTION = "S1_SAR_GRD"
@@ -15,7 +19,7 @@ COLLECTION = "S1_SAR_GRD"
 _SECRET_NAMES = r"(?:password|passwd|pwd|token|access_token|refresh_token|apikey|api_key|key|secret|" \
                 r"client_secret|aws_secret_access_key|aws_session_token|totp|signature|sig|" \
                 r"x-amz-signature|x-amz-credential|x-amz-security-token)"
-_SECRETS = [
+_SECRETS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # URL query parameters: ...?token=abc&... (some providers authenticate that way)
     (re.compile(rf"([?&;]{_SECRET_NAMES}=)[^&#\s'\"]+", re.IGNORECASE), r"\1***"),
     # mappings and headers: 'password': 'a b', password=abc, "apikey": "abc"
@@ -65,8 +69,29 @@ def protect_logs() -> None:
             target.addFilter(_FILTER)
 
 
-def open_gateway(eodag_config: Path | None = None):
-    """An ``EODataAccessGateway`` reading ``eodag_config`` (None: EODAG's own default lookup).
+def is_transient(error: BaseException | None) -> bool:
+    """HTTP 5xx/429, timeouts and broken connections, anywhere in the exception chain."""
+    import requests
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (requests.Timeout, requests.ConnectionError,
+                              requests.exceptions.ChunkedEncodingError, TimeoutError, ConnectionError)):
+            return True
+        status = getattr(error, "status_code", None) or getattr(getattr(error, "response", None),
+                                                                 "status_code", None)
+        if isinstance(status, int) and (status >= 500 or status == 429):
+            return True
+        if type(error).__name__ == "TimeOutError":  # eodag.utils.exceptions.TimeOutError
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def open_gateway(eodag_config: Path | None = None) -> EODataAccessGateway:
+    """An ``EODataAccessGateway`` reading ``eodag_config`` (None: EODAG's own default configuration,
+    said in the log).
 
     EODAG's usual environment variables still apply (``EODAG_CFG_DIR``,
     ``EODAG_PROVIDERS_WHITELIST``, ``EODAG_STRICT_COLLECTIONS``, ``EODAG__<PROVIDER>__...``).
@@ -75,8 +100,12 @@ def open_gateway(eodag_config: Path | None = None):
     from eodag import EODataAccessGateway
     from eodag.config import EODAGSettings
 
-    kwargs = {}
-    if eodag_config is not None:
+    kwargs: dict[str, Any] = {}
+    if eodag_config is None:
+        logging.getLogger(__name__).info(
+            "no EODAG configuration file ([DataSource] eodag_config, $EODAG_CFG_FILE, $EODAG_CFG_DIR/eodag.yml, "
+            "~/.config/eodag/eodag.yml): EODAG's own default configuration is used, as S1Tiling does")
+    else:
         path = Path(eodag_config).expanduser()
         if not path.is_file():
             # EODAG would silently create a template there: a typo must not go unnoticed.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def downloaded_products(s1_images: Path) -> dict[str, Path]:
     return found
 
 
-def prune_downloads(s1_images: Path, keep: int, protect=()) -> list[str]:
+def prune_downloads(s1_images: Path, keep: int, protect: Iterable[str] = ()) -> list[str]:
     """Delete the oldest downloaded products beyond the ``keep`` most recent; returns their names."""
     products = downloaded_products(s1_images)
 

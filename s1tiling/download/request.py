@@ -4,6 +4,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 @dataclass(frozen=True)
@@ -21,7 +25,7 @@ class DownloadRequest:
     last_date: dt.date
     s1_images: Path
     all_tiles: bool = False
-    platform_list: tuple[str, ...] = ("S1A", "S1B", "S1C")
+    platform_list: tuple[str, ...] = ()  # any Sentinel-1 unit
     polarisation: str = "VV-VH"
     orbit_direction: str | None = None
     relative_orbit_list: tuple[int, ...] = ()
@@ -34,9 +38,11 @@ class DownloadRequest:
     max_retries: int = 4
     retry_delay: float = 5.0
     tiles_shapefile: Path | None = None
+    searched_items_per_page: int = 20
+    nb_max_search_retries: int = 5
 
 
-def request_from_settings(settings) -> DownloadRequest:
+def request_from_settings(settings: Settings) -> DownloadRequest:
     """The request of a run: ``roi_by_tiles`` tiles, or the processing tiles when it is ``ALL``."""
     source = settings.data_source
     roi = source.roi_by_tiles
@@ -58,4 +64,6 @@ def request_from_settings(settings) -> DownloadRequest:
         offline_poll_interval=float(source.offline_poll_interval),
         download_keep=int(source.download_keep),
         tiles_shapefile=settings.processing.tiles_shapefile,
+        searched_items_per_page=int(getattr(source, "searched_items_per_page", 20)),
+        nb_max_search_retries=int(getattr(source, "nb_max_search_retries", 5)),
     )

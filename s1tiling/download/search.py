@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shapely.affinity import translate
 from shapely.geometry import MultiPolygon, Polygon, box
@@ -22,11 +23,14 @@ from shapely.geometry.base import BaseGeometry
 
 from .. import grid
 from ..discovery import coverage_percent, name_matches, product_matches
-from ..s1.names import parse_product_name, relative_orbit, strip_suffix
 from ..errors import DownloadError
-from .gateway import COLLECTION, open_gateway, redact
+from ..s1.names import parse_product_name, relative_orbit, strip_suffix
+from .gateway import COLLECTION, is_transient, open_gateway, redact
 from .request import DownloadRequest
 from .safe import local_product
+
+if TYPE_CHECKING:
+    from eodag import EODataAccessGateway, EOProduct
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +88,13 @@ def product_name(properties: dict) -> str:
 def _relative_orbit(properties: dict, name: str, platform: str) -> int | None:
     value = properties.get("sat:relative_orbit")
     try:
-        return int(value)
+        return int(value)  # type: ignore[arg-type]  # None raises TypeError, caught here
     except (TypeError, ValueError):
         pass
     return relative_orbit(platform, int(name.split("_")[6]))
 
 
-def from_eodag(product) -> FoundProduct | None:
+def from_eodag(product: EOProduct) -> FoundProduct | None:
     """A FoundProduct from an EODAG ``EOProduct``; None when its name is not a Sentinel-1 GRD name."""
     properties = product.properties
     name = product_name(properties)
@@ -133,11 +137,20 @@ def _search_parameters(request: DownloadRequest) -> list[dict]:
 
 
 def _search_area(dag, area: BaseGeometry, request: DownloadRequest, label: str):
+    """The products over ``area``, ``searched_items_per_page`` per page, a search that timed out
+    tried again up to ``nb_max_search_retries`` times (S1Tiling's options of the same names)."""
     for parameters in _search_parameters(request):
-        results = dag.search_all(geom=area, **parameters)
-        errors = getattr(results, "errors", None)
-        if not results and errors:
+        for attempt in range(request.nb_max_search_retries + 1):
+            results = dag.search_all(geom=area, limit=request.searched_items_per_page, **parameters)
+            errors = getattr(results, "errors", None)
+            if results or not errors:
+                break
             provider, error = errors[-1]
+            if attempt < request.nb_max_search_retries and is_transient(error):
+                logger.warning("searching %s over tile %s failed on %s (%s); retry %d/%d", COLLECTION, label,
+                               provider, type(error).__name__, attempt + 1, request.nb_max_search_retries)
+                time.sleep(min(2.0 ** attempt, 30.0))
+                continue
             raise DownloadError(f"searching {COLLECTION} over tile {label} failed on provider "
                                 f"{provider}: {type(error).__name__}: {redact(str(error))[:300]}")
         yield from results
@@ -145,7 +158,7 @@ def _search_area(dag, area: BaseGeometry, request: DownloadRequest, label: str):
 
 def _wanted(product: FoundProduct, request: DownloadRequest) -> bool:
     parsed = parse_product_name(product.name)
-    if not name_matches(parsed, request):
+    if not name_matches(parsed, request):  # type: ignore[arg-type]  # found products have ESA names (from_eodag)
         return False
     if request.orbit_direction and product.pass_direction is None:
         logger.warning("%s: the provider gives no orbit direction; product ignored", product.name)
@@ -156,7 +169,7 @@ def _wanted(product: FoundProduct, request: DownloadRequest) -> bool:
 def _covered_tiles(products: list[FoundProduct], request: DownloadRequest, tile_grid: grid.TileGrid) -> list[str]:
     if not request.all_tiles:
         return list(request.tiles)
-    names = set()
+    names: set[str] = set()
     for product in products:
         names.update(getattr(t, "name", t) for t in tile_grid.tiles_intersecting(product.footprint))
     return sorted(names)
@@ -177,7 +190,7 @@ def _assign_tiles(products: list[FoundProduct], tile_names: list[str], ratio: fl
                     product.tiles[tile_name] = own[product.name]
 
 
-def search_products(request: DownloadRequest, dag=None) -> list[FoundProduct]:
+def search_products(request: DownloadRequest, dag: EODataAccessGateway | None = None) -> list[FoundProduct]:
     """Products of the request, each once, sorted by date, with the tiles they cover."""
     dag = dag or open_gateway(request.eodag_config)
     found: dict[str, FoundProduct] = {}

@@ -13,22 +13,27 @@ the tile costs little. OrthoRectification gets a temporary DEM folder holding li
 copies of, ``cache_dem_by``) only the DEM tiles under the tile, the geoid of
 :func:`~s1tiling.geometry.geoid.find_geoid`, the grid spacing and the interpolator of the request.
 
-OTB copies hundreds of SAR metadata items into its outputs and writes them uncompressed, so its
-result is copied, block by block, into the final GeoTIFF by :class:`~s1tiling.writing.AtomicRasterWriter`
-with the chain's creation options and tags. Like the native engine, a valid pixel that
+The merged image is read block by block (:meth:`~s1tiling.engines.otb.OtbApp.open`) into the
+final GeoTIFF, written by :class:`~s1tiling.writing.AtomicRasterWriter` with the chain's creation
+options and tags (OTB would copy hundreds of SAR metadata items into its own outputs and write
+them uncompressed). With OTB's Python module the whole chain runs in memory, pulled by those
+block reads: no intermediate file. With ``otbcli_*`` each application writes its output to a
+temporary file read by the next one. Like the native engine, a valid pixel that
 interpolation pulled below ``lower_signal_value`` (bicubic undershoot) is raised to it there.
 Every intermediate file lives in a unique folder under ``[Paths] tmp``, removed at the end.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window
 
 from ..context import Context
 from ..geometry.sar_model import SarModel
@@ -38,8 +43,14 @@ from ..plan import TileJob
 from ..radiometry import BorderCut, border_cut_params
 from ..resampling import margin
 from ..s1.product import open_product
-from ..writing import AtomicRasterWriter, creation_options_for, tile_metadata, write_like
+from ..writing import AtomicRasterWriter, creation_options_for, disk_full_error, tile_metadata
 from . import otb
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..geometry.geoid import Geoid
+    from ..grid import S2Tile
+    from ..s1.product import Product
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +62,8 @@ REGION_DEM_STEP = 600.0
 REGION_HEIGHT_MARGIN = 300.0
 #: SAR samples added around the region.
 REGION_MARGIN = 32
-#: Rows copied at once from OTB's result into the final file.
-COPY_ROWS = 1024
+#: Side (pixels) of the square blocks copied at once from OTB's result into the final file.
+COPY_BLOCK = 1024
 
 
 def produce(job: TileJob, context: Context) -> list[str]:
@@ -62,8 +73,8 @@ def produce(job: TileJob, context: Context) -> list[str]:
     proc = settings.processing
     if proc.calibration not in otb.CALIBRATIONS:
         raise NotImplementedError(f"calibration {proc.calibration!r} is not supported by the OTB engine")
-    out = context.output_grid(job.tile)
-    tile, transform, rows, cols = out.tile, out.transform, out.rows, out.cols
+    output = context.output_grid(job.tile)
+    tile, transform, rows, cols = output.tile, output.transform, output.rows, output.cols
     resolution = proc.output_spatial_resolution
     ortho_grid = otb.OrthoGrid(tile.epsg, transform.c, transform.f, cols, rows, resolution)
     products = [open_product(p) for p in job.products]  # in time order: Synthetize keeps the first
@@ -83,24 +94,31 @@ def produce(job: TileJob, context: Context) -> list[str]:
                                        proc.orthorectification_gridspacing,
                                        proc.orthorectification_interpolation_method)
                       for chain in (s.calibrated(pol, settings) for s in slices) if chain is not None]
-            result = None
-            if orthos:
-                merged = orthos[0] if len(orthos) == 1 else otb.synthetize(orthos)
-                result = merged.write(run_dir / f"{pol}.tif", options)
             tags = tile_metadata(
                 image.product, input_products=[p.name for p in products], absolute_orbit=products[0].absolute_orbit,
                 noise_removed=proc.remove_thermal_noise, dem_info=settings.paths.dem_info,
+                lower_signal_value=proc.lower_signal_value,
                 interpolator=proc.orthorectification_interpolation_method, spatial_resolution=resolution,
                 engine="otb", orbit_source="annotation", extra=settings.metadata,
             )
-            with AtomicRasterWriter(path, crs=tile.crs, transform=transform, width=cols, height=rows,
-                                    dtype=dtype, creation_options=creation_options, tags=tags) as out:
-                if result is not None:  # else no slice reaches the tile: an empty image, as the native engine
-                    _copy(result, out, transform, proc.lower_signal_value)
-                    result.unlink()
+            with contextlib.ExitStack() as stack:
+                result = None
+                if orthos:  # else no slice reaches the tile: an empty image, as the native engine
+                    merged = orthos[0] if len(orthos) == 1 else otb.synthetize(orthos)
+                    result = stack.enter_context(merged.open(options))
+                with AtomicRasterWriter(path, crs=tile.crs, transform=transform, width=cols, height=rows,
+                                        dtype=dtype, creation_options=creation_options, tags=tags,
+                                        replaces=image.replaces, output_format=proc.output_format) as out:
+                    if result is not None:
+                        _copy(result, out, transform, proc.lower_signal_value)
             written.append(str(path))
+    except (OSError, otb.OtbError) as exc:  # OTB's own files lie under tmp: a full disk there is exit 70
+        full = disk_full_error(exc, run_dir, f"OTB files of tile {job.tile} in {run_dir}", cache=True)
+        if full is None:
+            raise
+        raise full from exc
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_intermediates(run_dir, settings)
     logger.info("%s: wrote %s (OTB)", job.tile, ", ".join(Path(p).name for p in written))
     return written
 
@@ -108,14 +126,15 @@ def produce(job: TileJob, context: Context) -> list[str]:
 class _Slice:
     """One product of the pass as OTB reads it, with the SAR region that can fall in the tile."""
 
-    def __init__(self, product, safe_dir: Path, tile, geoid, heights, settings):
+    def __init__(self, product: Product, safe_dir: Path, tile: S2Tile, geoid: Geoid, heights: tuple[float, float],
+                 settings: Settings):
         self.product = product
         method = settings.processing.orthorectification_interpolation_method
         self.region = _sar_region(product, tile, geoid, heights, REGION_MARGIN + margin(method))
         self.safe = otb.prepare_safe_for_otb(product.path, safe_dir) if self.region is not None else None
         logger.debug("%s: SAR region %s for tile %s", product.name, self.region, tile.name)
 
-    def calibrated(self, pol: str, settings):
+    def calibrated(self, pol: str, settings: Settings) -> otb.OtbApp | None:
         """The calibration and border-cut chain of ``pol`` over the region, or None when the
         region is empty or cut away entirely."""
         if self.region is None:
@@ -125,7 +144,8 @@ class _Slice:
         margins = _margins_in_region(cut, self.region)
         if margins is None:
             return None
-        chain = otb.calibrate(self.safe / self.product.relative_path("measurement", pol), proc.calibration,
+        chain = otb.calibrate(self.safe / self.product.relative_path("measurement", pol),  # type: ignore[operator]
+                              proc.calibration,  # (self.safe is set whenever self.region is)
                               proc.remove_thermal_noise, proc.lower_signal_value, region=self.region)
         return otb.reset_margin(chain, *margins) if any(margins) else chain
 
@@ -177,7 +197,8 @@ def _dem_folder(context: Context, tile, folder: Path) -> Path:
     return folder
 
 
-def border_mask_file(source, out, creation_options, context: Context) -> Path:
+def border_mask_file(source: str | Path, out: str | Path, creation_options: tuple[str, Mapping[str, str]],
+                     context: Context) -> Path:
     """Write the border mask of the tile image ``source`` to ``out`` with OTB (BandMath, then
     BinaryMorphologicalOperation); ``creation_options`` is the ``(dtype, options)`` of masks.
     The mask keeps the image's metadata with ``IMAGE_TYPE=MASK``, as the native masks do."""
@@ -187,24 +208,33 @@ def border_mask_file(source, out, creation_options, context: Context) -> Path:
     Path(context.settings.paths.tmp).mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="otb-mask-", dir=context.settings.paths.tmp))
     try:
-        result = otb.border_mask(source).write(
-            run_dir / "mask.tif", otb.OtbOptions(threads=proc.nb_otb_threads, ram_mb=proc.ram_per_process,
-                                                 tmp_dir=run_dir))
-        write_like(source, out, lambda values, above, below: values, tags=mask_tags, dtype=dtype,
-                   creation_options=options, nodata=None, strip_rows=COPY_ROWS, read_from=result)
+        otb_options = otb.OtbOptions(threads=proc.nb_otb_threads, ram_mb=proc.ram_per_process, tmp_dir=run_dir)
+        with otb.border_mask(source).open(otb_options) as result, rasterio.open(source) as src:
+            with AtomicRasterWriter(out, crs=src.crs, transform=src.transform, width=src.width,
+                                    height=src.height, dtype=dtype, nodata=None, creation_options=options,
+                                    tags=mask_tags(src.tags()), output_format=proc.output_format,
+                                    overview_resampling="NEAREST") as writer:
+                _copy(result, writer, src.transform)
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_intermediates(run_dir, context.settings)
     return Path(out)
 
 
-def _copy(src_path: Path, out: AtomicRasterWriter, transform, floor: float) -> None:
-    """Copy OTB's result into ``out``, valid values below ``floor`` raised to it."""
-    with rasterio.open(src_path) as src:
-        if (src.height, src.width) != out.shape or not src.transform.almost_equals(transform, 1e-6):
-            raise otb.OtbError(f"OTB wrote {src_path} on grid {src.transform} {src.width}x{src.height}, "
-                               f"expected {transform} {out.shape[1]}x{out.shape[0]}")
-        for r0 in range(0, src.height, COPY_ROWS):
-            window = Window(0, r0, src.width, min(COPY_ROWS, src.height - r0))
-            values = src.read(1, window=window)
+def _remove_intermediates(run_dir: Path, settings) -> None:
+    """The OTB applications' intermediate files go, unless kept for investigation (``--debug-caches``)."""
+    if settings.processing.debug_caches:
+        logger.info("intermediate files kept in %s (--debug-caches)", run_dir)
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _copy(result: otb.OtbResult, out: AtomicRasterWriter, transform, floor: float | None = None) -> None:
+    """Copy OTB's result (:class:`~s1tiling.engines.otb.OtbResult`) into ``out`` by square
+    blocks; with ``floor``, valid values below it are raised to it."""
+    if (result.height, result.width) != out.shape or not result.transform.almost_equals(transform, 1e-6):
+        raise otb.OtbError(f"OTB computed the grid {result.transform} {result.width}x{result.height}, "
+                           f"expected {transform} {out.shape[1]}x{out.shape[0]}")
+    for window, values in result.blocks(COPY_BLOCK):
+        if floor is not None:
             np.copyto(values, np.asarray(floor, values.dtype), where=(values != 0) & (values < floor))
-            out.write(values, window)
+        out.write(values, window)

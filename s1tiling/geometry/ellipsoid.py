@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numpy.typing import ArrayLike
 
 WGS84_A = 6378137.0
 WGS84_F = 1.0 / 298.257223563
@@ -18,7 +19,7 @@ WGS84_EP2 = WGS84_E2 / (1.0 - WGS84_E2)  # second eccentricity squared
 
 
 @njit(cache=True)
-def geodetic_to_ecef_rad(lat, lon, h):
+def geodetic_to_ecef_rad(lat: float, lon: float, h: float) -> tuple[float, float, float]:
     """ECEF (x, y, z) metres of geodetic latitude, longitude (radians) and ellipsoidal height h."""
     slat = math.sin(lat)
     clat = math.cos(lat)
@@ -31,7 +32,7 @@ def geodetic_to_ecef_rad(lat, lon, h):
 
 
 @njit(cache=True)
-def ecef_to_geodetic_rad(x, y, z):
+def ecef_to_geodetic_rad(x: float, y: float, z: float) -> tuple[float, float, float]:
     """Geodetic (lat, lon) in radians and ellipsoidal height of an ECEF point.
 
     Heikkinen's closed form (exact up to rounding, no iteration), valid everywhere
@@ -62,7 +63,7 @@ def ecef_to_geodetic_rad(x, y, z):
 
 
 @njit(cache=True)
-def normal_rad(lat, lon):
+def normal_rad(lat: float, lon: float) -> tuple[float, float, float]:
     """Unit outward ellipsoid normal (ECEF) at geodetic latitude, longitude (radians)."""
     clat = math.cos(lat)
     return clat * math.cos(lon), clat * math.sin(lon), math.sin(lat)
@@ -74,21 +75,12 @@ def _to_ecef(lat, lon, h, x, y, z):
         x[i], y[i], z[i] = geodetic_to_ecef_rad(math.radians(lat[i]), math.radians(lon[i]), h[i])
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def _to_geodetic(x, y, z, lat, lon, h):
-    for i in prange(x.size):
-        la, lo, hh = ecef_to_geodetic_rad(x[i], y[i], z[i])
-        lat[i] = math.degrees(la)
-        lon[i] = math.degrees(lo)
-        h[i] = hh
-
-
-def _flat(*arrays):
+def _flat(*arrays: ArrayLike) -> tuple[tuple[int, ...], list[np.ndarray]]:
     b = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in arrays])
     return b[0].shape, [np.ascontiguousarray(a).ravel() for a in b]
 
 
-def geodetic_to_ecef(lat, lon, h):
+def geodetic_to_ecef(lat: ArrayLike, lon: ArrayLike, h: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ECEF x, y, z (metres, arrays of the broadcast shape) of lat, lon (degrees), h (ellipsoidal m)."""
     shape, (lat, lon, h) = _flat(lat, lon, h)
     x, y, z = (np.empty(lat.size) for _ in range(3))
@@ -96,15 +88,7 @@ def geodetic_to_ecef(lat, lon, h):
     return x.reshape(shape), y.reshape(shape), z.reshape(shape)
 
 
-def ecef_to_geodetic(x, y, z):
-    """lat, lon (degrees, lon in [-180, 180]) and ellipsoidal height (m) of ECEF points."""
-    shape, (x, y, z) = _flat(x, y, z)
-    lat, lon, h = (np.empty(x.size) for _ in range(3))
-    _to_geodetic(x, y, z, lat, lon, h)
-    return lat.reshape(shape), lon.reshape(shape), h.reshape(shape)
-
-
-def ellipsoid_normal(lat, lon):
+def ellipsoid_normal(lat: ArrayLike, lon: ArrayLike) -> np.ndarray:
     """Unit ellipsoid normals (ECEF), shape ``broadcast(lat, lon).shape + (3,)``; degrees in."""
     lat, lon = np.broadcast_arrays(np.radians(lat), np.radians(lon))
     return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=-1)

@@ -32,11 +32,14 @@ from numba import njit, prange
 
 from . import zero_doppler
 from .ellipsoid import ecef_to_geodetic_rad, geodetic_to_ecef_rad, normal_rad
-from .orbit import orbit_state
+from .orbit import OrbitArrays, orbit_state
 
 _MAX_ITER = 30
 _HEIGHT_TOL = 1e-5  # metres
 _RANGE_TOL = 1e-6  # metres
+
+#: The slant/ground range conversion of an annotation: (record_times, sr0, srgr, gr0, grsr)
+RangeConversion = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 @njit(cache=True, nogil=True)
@@ -51,7 +54,7 @@ def _polynomial(c, x):
 
 
 @njit(cache=True, nogil=True)
-def record_weights(t, record_times):
+def record_weights(t: float, record_times: np.ndarray) -> tuple[int, float, float, float, float]:
     """Weights of the records in the converted value at time t: (first record k, w0..w3), the
     value being sum w_i * value_of_record(k + i) (records past the ends have weight 0).
 
@@ -88,7 +91,7 @@ def record_weights(t, record_times):
 
 
 @njit(cache=True, nogil=True)
-def _slope_weights(record_times, j, h):
+def _slope_weights(record_times: np.ndarray, j: int, h: float) -> tuple[float, float, float]:
     """Slope at record j, times h, as weights of records j-1, j, j+1 (three-point differences,
     one-sided at the end records)."""
     n = record_times.size
@@ -104,7 +107,8 @@ def _slope_weights(record_times, j, h):
 
 
 @njit(cache=True, nogil=True)
-def convert_range(t, value, record_times, origin, coefficients):
+def convert_range(t: float, value: float, record_times: np.ndarray, origin: np.ndarray,
+                  coefficients: np.ndarray) -> tuple[float, float]:
     """Apply the range conversion (srgr or grsr) of the records around time t.
 
     The records' polynomials are evaluated at ``value - origin[record]`` and combined with
@@ -125,7 +129,8 @@ def convert_range(t, value, record_times, origin, coefficients):
 
 
 @njit(cache=True, nogil=True)
-def invert_range(t, target, guess, record_times, origin, coefficients):
+def invert_range(t: float, target: float, guess: float, record_times: np.ndarray, origin: np.ndarray,
+                 coefficients: np.ndarray) -> float:
     """The x with convert_range(t, x, ...) == target (metres; Newton from ``guess``)."""
     x = guess
     for _ in range(_MAX_ITER):
@@ -138,7 +143,7 @@ def invert_range(t, target, guess, record_times, origin, coefficients):
 
 
 @njit(cache=True, nogil=True)
-def slant_to_ground_range(t, slant, conversion, use_grsr):
+def slant_to_ground_range(t: float, slant: float, conversion: RangeConversion, use_grsr: bool) -> float:
     """Ground range of a slant range at time t: srgr, or the inverse of grsr."""
     record_times, sr0, srgr, gr0, grsr = conversion
     ground = convert_range(t, slant, record_times, sr0, srgr)[0]
@@ -148,7 +153,7 @@ def slant_to_ground_range(t, slant, conversion, use_grsr):
 
 
 @njit(cache=True, nogil=True)
-def ground_to_slant_range(t, ground, conversion, use_grsr):
+def ground_to_slant_range(t: float, ground: float, conversion: RangeConversion, use_grsr: bool) -> float:
     """Slant range of a ground range at time t: grsr, or the inverse of srgr (exact inverse
     of :func:`slant_to_ground_range` either way)."""
     record_times, sr0, srgr, gr0, grsr = conversion
@@ -159,7 +164,8 @@ def ground_to_slant_range(t, ground, conversion, use_grsr):
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def convert_ranges(t, values, conversion, use_grsr, to_ground, out):
+def convert_ranges(t: np.ndarray, values: np.ndarray, conversion: RangeConversion, use_grsr: bool, to_ground: bool,
+                   out: np.ndarray) -> None:
     """:func:`slant_to_ground_range` (``to_ground``) or :func:`ground_to_slant_range` over arrays."""
     for i in prange(t.size):
         if to_ground:
@@ -181,7 +187,7 @@ def _to_ecef(a, b, c, geodetic, out):
         out[i, 0], out[i, 1], out[i, 2] = _ecef(a[i], b[i], c[i], geodetic)
 
 
-def ecef_points(a, b, c, geodetic):
+def ecef_points(a: np.ndarray, b: np.ndarray, c: np.ndarray, geodetic: bool) -> np.ndarray:
     """ECEF points (n x 3) of lat, lon (deg), height if ``geodetic``, else of ECEF coordinates."""
     points = np.empty((a.size, 3))
     _to_ecef(a, b, c, geodetic, points)
@@ -202,8 +208,9 @@ def _sar_positions(points, times, satellites, conversion, use_grsr, azimuth_time
         pixel[i] = slant_to_ground_range(t, slant, conversion, use_grsr) / range_spacing
 
 
-def ground_to_sar(a, b, c, geodetic, t_start, orbit, conversion, use_grsr, azimuth_time_interval, range_spacing,
-                  line, pixel):
+def ground_to_sar(a: np.ndarray, b: np.ndarray, c: np.ndarray, geodetic: bool, t_start: float, orbit: OrbitArrays,
+                  conversion: RangeConversion, use_grsr: bool, azimuth_time_interval: float, range_spacing: float,
+                  line: np.ndarray, pixel: np.ndarray) -> None:
     """Fill ``line``, ``pixel`` for points (a, b, c): lat, lon (deg), height if geodetic, else ECEF.
 
     ``orbit`` = Orbit.arrays, ``conversion`` = (record_times, sr0, srgr, gr0, grsr).
@@ -252,8 +259,9 @@ def _point_at_height(s, v, slant, height):
 
 @njit(parallel=True, cache=True, nogil=True)
 def sar_to_ground(
-    line, pixel, height, orbit, conversion, use_grsr, azimuth_time_interval, range_spacing, lat, lon
-):
+    line: np.ndarray, pixel: np.ndarray, height: np.ndarray, orbit: OrbitArrays, conversion: RangeConversion,
+    use_grsr: bool, azimuth_time_interval: float, range_spacing: float, lat: np.ndarray, lon: np.ndarray
+) -> None:
     """Fill ``lat``, ``lon`` (degrees) of SAR positions (line, pixel) at ellipsoidal ``height``."""
     node_times, origins, scales, coefs = orbit
     for i in prange(line.size):

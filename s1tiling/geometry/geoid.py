@@ -10,7 +10,12 @@ Supported files:
 - NGA's ASCII ``WW15MGH.GRD`` (same header and layout, as text).
 
 Values are interpolated bilinearly between grid posts; global grids wrap around in
-longitude.
+longitude. GDAL's scale and offset of a band are applied (the grid shipped with the package,
+``s1tiling/data/egm96_15_cm.tif``, stores EGM96 in centimetres: ``scripts/make_egm96_grid.py``).
+
+Which grid (:func:`find_geoid`): ``geoid_file``; else PROJ's EGM96 grids (EGM2008 first with a
+Copernicus DEM, whose heights are above EGM2008), in PROJ's data directories; else the EGM96 grid
+shipped with the package, so that a plain ``pip install`` has one.
 """
 from __future__ import annotations
 
@@ -21,11 +26,15 @@ import numpy as np
 import pyproj.datadir
 import pyproj.exceptions
 import rasterio
+from numpy.typing import ArrayLike
 
 from ..errors import MissingGeoidError
 from .dem import BILINEAR, sample_lattice
 
 _PROJ_GEOIDS = ("egm96_15.gtx", "us_nga_egm96_15.tif")
+_EGM2008_GEOIDS = ("us_nga_egm08_25.tif", "egm08_25.gtx")
+#: EGM96 on a 15' grid in int16 centimetres (from PROJ's egm96_15.gtx, public domain)
+PACKAGED_GEOID = Path(__file__).resolve().parent.parent / "data" / "egm96_15_cm.tif"
 _SYSTEM_PROJ_DIRS = ("/usr/share/proj", "/usr/local/share/proj")
 _OSSIM_HEADER = (-90.0, 90.0, 0.0, 360.0)
 
@@ -33,7 +42,7 @@ _OSSIM_HEADER = (-90.0, 90.0, 0.0, 360.0)
 class Geoid:
     """A geoid undulation grid: :meth:`undulation` (metres above the WGS84 ellipsoid)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         if not self.path.is_file():
             raise MissingGeoidError(f"geoid file {self.path} not found")
@@ -50,7 +59,7 @@ class Geoid:
         # Post (0, 0) at (north, west); longitudes wrapped from ``west`` on global grids.
         self.lattice = (float(north), float(west), float(dlat), float(dlon), float(west) if self.wraps else np.nan)
 
-    def undulation(self, lat, lon) -> np.ndarray:
+    def undulation(self, lat: ArrayLike, lon: ArrayLike) -> np.ndarray:
         """Geoid height N (m) at lat, lon (degrees, any shape), bilinear."""
         lat, lon = np.broadcast_arrays(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
         out = np.empty(lat.size)
@@ -88,13 +97,17 @@ def _read_gdal(path: Path):
         t = ds.transform
         if t.b != 0 or t.d != 0 or t.e >= 0:
             raise ValueError("rotated or south-up grids are not supported")
-        grid = ds.read(1, masked=True).filled(np.nan)
+        grid = ds.read(1, masked=True).astype(np.float64).filled(np.nan)
+        scale, offset = (ds.scales or (1.0,))[0], (ds.offsets or (0.0,))[0]
+        if (scale, offset) != (1.0, 0.0):
+            grid = grid * scale + offset
     # Post coordinates: centres of GDAL's pixels.
     return grid, t.f + 0.5 * t.e, t.c + 0.5 * t.a, -t.e, t.a
 
 
-def find_geoid(user_file=None) -> Path:
-    """The geoid grid to use: ``user_file``, else EGM96 from the PROJ data directories.
+def find_geoid(user_file: str | Path | None = None, prefer_egm2008: bool = False) -> Path:
+    """The geoid grid to use: ``user_file``, else EGM96 (EGM2008 first with ``prefer_egm2008``)
+    from the PROJ data directories, else the EGM96 grid shipped with the package.
 
     Raises :class:`MissingGeoidError` saying how to get one.
     """
@@ -110,11 +123,14 @@ def find_geoid(user_file=None) -> Path:
         pass
     directories.append(pyproj.datadir.get_user_data_dir())
     directories += [os.environ.get(v, "") for v in ("PROJ_DATA", "PROJ_LIB")] + list(_SYSTEM_PROJ_DIRS)
+    names = (*_EGM2008_GEOIDS, *_PROJ_GEOIDS) if prefer_egm2008 else _PROJ_GEOIDS
     for directory in filter(None, directories):
-        for name in _PROJ_GEOIDS:
+        for name in names:
             candidate = Path(directory) / name
             if candidate.is_file():
                 return candidate
+    if PACKAGED_GEOID.is_file():
+        return PACKAGED_GEOID
     raise MissingGeoidError(
         "no EGM96 geoid grid found (looked for " + ", ".join(_PROJ_GEOIDS) + " in the PROJ data directories "
         + ", ".join(d for d in directories if d) + "): install one (Debian/Ubuntu: apt-get install proj-data; "
@@ -122,6 +138,25 @@ def find_geoid(user_file=None) -> Path:
     )
 
 
-def ellipsoidal_heights(orthometric, lat, lon, geoid: Geoid) -> np.ndarray:
+def export_gtx(path: str | Path, directory: str | Path) -> Path:
+    """A float32 GTX copy of a geoid grid in ``directory`` (made once, atomically), for programs that
+    ignore GDAL's scale and offset (the Orfeo ToolBox reading the packaged grid)."""
+    path, directory = Path(path), Path(directory)
+    target = directory / f"{path.stem}.gtx"
+    if target.is_file():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path) as src:
+        values = src.read(1).astype(np.float64) * (src.scales or (1.0,))[0] + (src.offsets or (0.0,))[0]
+        profile = dict(driver="GTX", width=src.width, height=src.height, count=1, dtype="float32",
+                       crs="EPSG:4326", transform=src.transform)
+    tmp = directory / f".{target.name}.{os.getpid()}.tmp.gtx"
+    with rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(values.astype(np.float32), 1)
+    os.replace(tmp, target)
+    return target
+
+
+def ellipsoidal_heights(orthometric: ArrayLike, lat: ArrayLike, lon: ArrayLike, geoid: Geoid) -> np.ndarray:
     """h = H + N: heights above the ellipsoid from heights above the geoid."""
     return np.asarray(orthometric, dtype=np.float64) + geoid.undulation(lat, lon)

@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 from lxml import etree
 from numba import njit
+from numpy.typing import ArrayLike
 
 from ..errors import ProductError
-from ..times import seconds_since
+from ..times import TimeLike, seconds_since
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,24 @@ _WINDOW = 8  # state vectors per Lagrange piece (degree _WINDOW - 1)
 #: longer orbit (a precise orbit file): the Lagrange pieces inside it see the same vectors.
 ORBIT_MARGIN = 60.0
 
+#: What the numba kernels take for an orbit: (node_times, origins, scales, coefficients), see :attr:`Orbit.arrays`
+OrbitArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Vector3 = tuple[float, float, float]
+
 
 @dataclass(frozen=True)
 class StateVectors:
     """Orbit state vectors: times (datetime64[ns], N), positions and velocities (N x 3, ECEF metres).
 
-    ``source`` says where they come from: ``annotation``, ``POEORB`` or ``RESORB``.
+    ``source`` says where they come from: ``annotation``, ``POEORB`` or ``RESORB``;
+    ``absolute_orbits`` (N, or None): the absolute orbit of each vector, as orbit files give it.
     """
 
     times: np.ndarray
     positions: np.ndarray
     velocities: np.ndarray
     source: str = "annotation"
+    absolute_orbits: np.ndarray | None = None
 
 
 class Orbit:
@@ -60,12 +67,14 @@ class Orbit:
     default: the first state vector); results have shape ``t.shape + (3,)`` (ECEF).
     """
 
-    def __init__(self, state_vectors: StateVectors, reference_time=None):
+    def __init__(self, state_vectors: StateVectors, reference_time: TimeLike | None = None):
         order = np.argsort(state_vectors.times)
         times = np.asarray(state_vectors.times, dtype="datetime64[ns]")[order]
         if times.size < 2 or np.any(np.diff(times) <= np.timedelta64(0, "ns")):
             raise ValueError("an orbit needs at least 2 state vectors with distinct times")
-        self.reference_time = np.datetime64(times[0] if reference_time is None else reference_time, "ns")
+        # (numpy's stubs lack datetime64(datetime64, unit), the unit conversion used here)
+        self.reference_time = np.datetime64(times[0] if reference_time is None else reference_time,  # type: ignore[call-overload]
+                                            "ns")
         self.source = state_vectors.source
         self.node_times = seconds_since(times, self.reference_time)
         positions = np.asarray(state_vectors.positions, dtype=np.float64)[order]
@@ -73,11 +82,11 @@ class Orbit:
         self.origins, self.scales, self.coefficients = _lagrange_pieces(self.node_times, positions, velocities)
 
     @property
-    def arrays(self):
+    def arrays(self) -> OrbitArrays:
         """What :func:`orbit_state` needs: (node_times, origins, scales, coefficients)."""
         return self.node_times, self.origins, self.scales, self.coefficients
 
-    def seconds(self, times) -> np.ndarray:
+    def seconds(self, times: ArrayLike) -> np.ndarray:
         """Float seconds from :attr:`reference_time` to datetime64 ``times``."""
         return seconds_since(times, self.reference_time)
 
@@ -88,13 +97,13 @@ class Orbit:
         _evaluate_many(flat, *self.arrays, derivative, out)
         return out.reshape(t.shape + (3,))
 
-    def position(self, t):
+    def position(self, t: ArrayLike) -> np.ndarray:
         return self._evaluate(t, 0)
 
-    def velocity(self, t):
+    def velocity(self, t: ArrayLike) -> np.ndarray:
         return self._evaluate(t, 1)
 
-    def acceleration(self, t):
+    def acceleration(self, t: ArrayLike) -> np.ndarray:
         return self._evaluate(t, 2)
 
 
@@ -144,7 +153,8 @@ def _horner(c, u):
 
 
 @njit(cache=True)
-def orbit_state(t, node_times, origins, scales, coefs):
+def orbit_state(t: float, node_times: np.ndarray, origins: np.ndarray, scales: np.ndarray, coefs: np.ndarray
+                ) -> tuple[Vector3, Vector3, Vector3]:
     """Position, velocity, acceleration (three 3-tuples) at time t (seconds)."""
     piece = np.searchsorted(node_times, t, side="right")
     h = scales[piece]
@@ -176,6 +186,8 @@ _EOF_NAME = re.compile(
     r"_V(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})\.EOF$",
     re.IGNORECASE,
 )
+#: the name of an orbit file: platform, kind (POEORB/RESORB), production, validity start and stop
+EOF_NAME = _EOF_NAME
 
 
 def _eof_time(text: str) -> np.datetime64:
@@ -194,7 +206,7 @@ def _name_time(stamp: str) -> np.datetime64:
     return np.datetime64(f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}T{stamp[9:11]}:{stamp[11:13]}:{stamp[13:15]}", "ns")
 
 
-def read_eof(path) -> StateVectors:
+def read_eof(path: str | Path) -> StateVectors:
     """State vectors (UTC times, ECEF) of a POEORB/RESORB orbit file.
 
     Tolerates files whose ``count`` attribute exceeds the vectors actually present and
@@ -213,26 +225,31 @@ def read_eof(path) -> StateVectors:
     source = next((k for k in ("POEORB", "RESORB") if k in file_type.upper()), None)
     if source is None:
         raise ProductError(path.name, path, "neither a POEORB nor a RESORB orbit file")
-    times, states = [], []
+    times, states, orbits = [], [], []
     for osv in root.iter("OSV"):
         fields = [osv.findtext(tag) for tag in ("UTC", "X", "Y", "Z", "VX", "VY", "VZ")]
         if any(f is None or not f.strip() for f in fields):
             continue  # truncated vector
         times.append(_eof_time(fields[0]))
         states.append([float(f) for f in fields[1:]])
+        orbit = (osv.findtext("Absolute_Orbit") or "").strip()
+        orbits.append(int(orbit) if orbit.lstrip("+-").isdigit() else -1)
     if not states:
         raise ProductError(path.name, path, "no complete orbit state vector (<OSV>) in the file")
     declared = root.find(".//List_of_OSVs")
     if declared is not None and declared.get("count", "").isdigit() and int(declared.get("count")) != len(states):
         log.info("%s: %s state vectors declared, %d present", path.name, declared.get("count"), len(states))
-    times = np.array(times, dtype="datetime64[ns]")
-    states = np.array(states)
-    times, unique = np.unique(times, return_index=True)
-    states = states[unique]
-    return StateVectors(times=times, positions=states[:, :3], velocities=states[:, 3:], source=source)
+    time_array = np.array(times, dtype="datetime64[ns]")
+    state_array = np.array(states)
+    time_array, unique = np.unique(time_array, return_index=True)
+    state_array = state_array[unique]
+    absolute = np.array(orbits, dtype=np.int64)[unique]
+    return StateVectors(times=time_array, positions=state_array[:, :3], velocities=state_array[:, 3:], source=source,
+                        absolute_orbits=None if np.any(absolute < 0) else absolute)
 
 
-def select_state_vectors(vectors: StateVectors, start, stop, margin: float = ORBIT_MARGIN) -> StateVectors:
+def select_state_vectors(vectors: StateVectors, start: TimeLike, stop: TimeLike,
+                         margin: float = ORBIT_MARGIN) -> StateVectors:
     """The vectors within [start - margin, stop + margin] (margin in seconds).
 
     Raises ``ValueError`` when they do not cover [start, stop] or leave a gap there
@@ -256,11 +273,13 @@ def select_state_vectors(vectors: StateVectors, start, stop, margin: float = ORB
             f"the {vectors.source} state vectors have a gap of {steps.max():.0f} s around {start} .. {stop}"
         )
     return StateVectors(
-        times=kept, positions=vectors.positions[keep], velocities=vectors.velocities[keep], source=vectors.source
+        times=kept, positions=vectors.positions[keep], velocities=vectors.velocities[keep], source=vectors.source,
+        absolute_orbits=None if vectors.absolute_orbits is None else vectors.absolute_orbits[keep],
     )
 
 
-def find_orbit_file(eof_dir, platform: str, start, stop, margin: float = ORBIT_MARGIN) -> Path | None:
+def find_orbit_file(eof_dir: str | Path, platform: str, start: TimeLike, stop: TimeLike,
+                    margin: float = ORBIT_MARGIN) -> Path | None:
     """The .EOF file in ``eof_dir`` (searched recursively) whose vectors cover [start, stop].
 
     ``platform`` is 'S1A', 'S1B', 'S1C'... Candidates are chosen by the validity in

@@ -19,6 +19,7 @@ import logging
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..times import seconds_since
 from . import geocoding, zero_doppler
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 _MAX_POLYNOMIAL_DISAGREEMENT = 0.1  # pixels, between srgr and grsr
 
 
-def _flat(*arrays):
+def _flat(*arrays: ArrayLike) -> tuple[tuple[int, ...], list[np.ndarray]]:
     b = np.broadcast_arrays(*[np.asarray(a, dtype=np.float64) for a in arrays])
     return b[0].shape, [np.ascontiguousarray(a).ravel() for a in b]
 
@@ -43,7 +44,8 @@ class SarModel:
 
     def __init__(self, annotation: ProductAnnotation, orbit: Orbit):
         image = annotation.image
-        self.reference_time = np.datetime64(image.first_line_time, "ns")
+        # numpy's stubs lack datetime64(datetime64, unit), the unit conversion used here
+        self.reference_time = np.datetime64(image.first_line_time, "ns")  # type: ignore[call-overload]
         if orbit.reference_time != self.reference_time:
             raise ValueError("the orbit's reference time must be the product's first line time")
         self.orbit = orbit
@@ -92,20 +94,16 @@ class SarModel:
 
     # ------------------------------------------------------------------ time helpers
 
-    def azimuth_time(self, line):
+    def azimuth_time(self, line: ArrayLike) -> np.ndarray:
         """Seconds from ``reference_time`` of (fractional) lines."""
         return np.asarray(line, dtype=np.float64) * self.azimuth_time_interval
 
-    def line_of(self, times):
-        """Fractional line of datetime64 azimuth times."""
-        return seconds_since(times, self.reference_time) / self.azimuth_time_interval
-
-    def slant_range(self, line, pixel):
+    def slant_range(self, line: ArrayLike, pixel: ArrayLike) -> np.ndarray:
         """Slant range (m) of SAR positions."""
         gr = np.asarray(pixel, dtype=np.float64) * self.range_pixel_spacing
         return self._convert(self.azimuth_time(line), gr, False)
 
-    def ground_range(self, seconds, slant_range):
+    def ground_range(self, seconds: ArrayLike, slant_range: ArrayLike) -> np.ndarray:
         """Ground range (m) of a slant range at an azimuth time (seconds)."""
         return self._convert(seconds, slant_range, True)
 
@@ -127,15 +125,11 @@ class SarModel:
         )  # fmt: skip
         return line.reshape(shape), pixel.reshape(shape)
 
-    def ground_to_sar(self, lat, lon, height):
+    def ground_to_sar(self, lat: ArrayLike, lon: ArrayLike, height: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """(line, pixel) of ground points (degrees, ellipsoidal metres); NaN where unsolvable."""
         return self._ground_to_sar(lat, lon, height, True)
 
-    def ground_to_sar_ecef(self, x, y, z):
-        """(line, pixel) of ECEF points (metres)."""
-        return self._ground_to_sar(x, y, z, False)
-
-    def sar_to_ground(self, line, pixel, height):
+    def sar_to_ground(self, line: ArrayLike, pixel: ArrayLike, height: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """(lat, lon) in degrees of SAR positions at an ellipsoidal height."""
         shape, (line, pixel, height) = _flat(line, pixel, height)
         lat = np.empty(line.size)
@@ -158,7 +152,8 @@ class SarModel:
                                        satellites, False, out)
         return np.degrees(np.arccos(np.clip(out, -1.0, 1.0))).reshape(shape)
 
-    def incidence_angle(self, lat, lon, height, normal="ellipsoid"):
+    def incidence_angle(self, lat: ArrayLike, lon: ArrayLike, height: ArrayLike,
+                        normal: str = "ellipsoid") -> np.ndarray:
         """Incidence angle (degrees): between the normal and the direction to the satellite.
 
         ``normal``: 'ellipsoid' (the WGS84 normal) or 'geocentric' (the radius through
@@ -170,7 +165,8 @@ class SarModel:
             raise ValueError(f"normal must be one of {sorted(kinds)}, not {normal!r}")
         return self._angles(lat, lon, height, kinds[normal])
 
-    def local_incidence_angle(self, lat, lon, height, normal_ecef):
+    def local_incidence_angle(self, lat: ArrayLike, lon: ArrayLike, height: ArrayLike,
+                              normal_ecef: ArrayLike) -> np.ndarray:
         """Incidence angle (degrees) on terrain whose normals (ECEF, ``shape + (3,)``) are given."""
         shape = np.broadcast_shapes(np.shape(lat), np.shape(lon), np.shape(height))
         normals = np.broadcast_to(normal_ecef, shape + (3,)).reshape(-1, 3)

@@ -21,7 +21,7 @@ import math
 import numba
 import numpy as np
 
-from .orbit import Orbit, orbit_state
+from .orbit import Orbit, OrbitArrays, orbit_state
 
 #: Points per parallel task (and per chain of extrapolated first guesses).
 CHUNK = 2048
@@ -33,7 +33,8 @@ _TIME_TOL = 1e-5  # seconds
 
 
 @numba.njit(cache=True)
-def zero_doppler(px, py, pz, t, node_times, origins, scales, coefs):
+def zero_doppler(px: float, py: float, pz: float, t: float, node_times: np.ndarray, origins: np.ndarray,
+                 scales: np.ndarray, coefs: np.ndarray) -> tuple[float, float, float, float]:
     """Zero-Doppler time of ECEF point P (Newton from t) and the satellite position then.
 
     Returns (t, sx, sy, sz); t is NaN when Newton does not converge.
@@ -55,7 +56,7 @@ def zero_doppler(px, py, pz, t, node_times, origins, scales, coefs):
 
 
 @numba.njit(cache=True)
-def predict_time(t_start, before_last, last):
+def predict_time(t_start: float, before_last: float, last: float) -> float:
     """Initial guess from the last two solutions (NaN when unknown)."""
     if math.isnan(last):
         return t_start
@@ -65,7 +66,7 @@ def predict_time(t_start, before_last, last):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def solve(points, t_start, orbit, times, satellites):
+def solve(points: np.ndarray, t_start: float, orbit: OrbitArrays, times: np.ndarray, satellites: np.ndarray) -> None:
     """Zero-Doppler time (``times``, NaN where Newton fails) and satellite position
     (``satellites``, n x 3) of each ECEF point of ``points`` (n x 3); ``t_start`` is the first
     guess of each chunk, ``orbit`` = :attr:`Orbit.arrays`."""
@@ -83,7 +84,8 @@ def solve(points, t_start, orbit, times, satellites):
 
 
 @numba.njit(cache=True, inline="always", nogil=True)
-def incidence_cosine(px, py, pz, nx, ny, nz, sx, sy, sz, project):
+def incidence_cosine(px: float, py: float, pz: float, nx: float, ny: float, nz: float, sx: float, sy: float,
+                     sz: float, project: bool) -> float:
     """Cosine of the angle at point P between the normal n (any length) and P -> S; with
     ``project``, n is first projected onto the range plane (S, P, Earth's centre)."""
     lx, ly, lz = sx - px, sy - py, sz - pz
@@ -96,7 +98,8 @@ def incidence_cosine(px, py, pz, nx, ny, nz, sx, sy, sz, project):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def incidence_cosines(points, normals, satellites, project, out):
+def incidence_cosines(points: np.ndarray, normals: np.ndarray, satellites: np.ndarray, project: bool,
+                      out: np.ndarray) -> None:
     """Cosine of the angle at each point P between its normal n (any length) and P -> S;
     with ``project``, n is first projected onto the range plane (S, P, Earth's centre).
     NaN where the satellite position is NaN."""

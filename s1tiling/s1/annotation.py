@@ -7,6 +7,7 @@ Everything is parsed once, into plain arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from lxml import etree
@@ -118,7 +119,7 @@ def _padded(rows):
     return out
 
 
-def parse_annotation(source) -> ProductAnnotation:
+def parse_annotation(source: str | Path | bytes | etree._Element) -> ProductAnnotation:
     """Parse a product annotation from a path, bytes or an already parsed tree.
 
     Raises ``ValueError`` (or ``lxml.etree.XMLSyntaxError``) with the missing element

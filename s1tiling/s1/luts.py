@@ -31,9 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from lxml import etree
+from numpy.typing import ArrayLike
 
 
-def interp_linear(x, xp, fp) -> np.ndarray:
+def interp_linear(x: ArrayLike, xp: ArrayLike, fp: ArrayLike) -> np.ndarray:
     """Piecewise-linear interpolation of (xp, fp) at x, extrapolating the end segments.
 
     ``xp`` must be increasing. A single node gives a constant.
@@ -47,7 +48,7 @@ def interp_linear(x, xp, fp) -> np.ndarray:
     return fp[index] + weight * (fp[index + 1] - fp[index])
 
 
-def segment_weights(x, xp) -> tuple[np.ndarray, np.ndarray]:
+def segment_weights(x: ArrayLike, xp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each x: the segment index i of the increasing nodes ``xp`` (clamped to the end
     segments) and the weight t with x = xp[i] + t * (xp[i+1] - xp[i]) (t outside [0, 1]
     when extrapolating)."""
@@ -85,7 +86,7 @@ class VectorLUT:
     pixel: tuple[np.ndarray, ...]
     value: tuple[np.ndarray, ...]
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if len(self.line) == 0:
             raise ValueError("no vector")
         if np.any(np.diff(self.line) <= 0):
@@ -96,7 +97,7 @@ class VectorLUT:
             if np.any(np.diff(pixel) <= 0):
                 raise ValueError("a vector has pixels that are not increasing")
 
-    def window(self, lines, samples) -> WindowLUT:
+    def window(self, lines: ArrayLike, samples: ArrayLike) -> WindowLUT:
         """Reduce to the window ``lines`` x ``samples`` (1-D increasing index arrays)."""
         lines = np.asarray(lines, dtype=np.float64)
         samples = np.asarray(samples, dtype=np.float64)
@@ -111,7 +112,7 @@ class VectorLUT:
         )
         return WindowLUT(index - first, weight, table)
 
-    def interpolate(self, lines, samples) -> np.ndarray:
+    def interpolate(self, lines: ArrayLike, samples: ArrayLike) -> np.ndarray:
         """Values (float64, len(lines) x len(samples)) on the window grid."""
         return self.window(lines, samples).dense()
 
@@ -169,7 +170,7 @@ class AzimuthNoiseBlock:
     line: np.ndarray
     value: np.ndarray
 
-    def along_azimuth(self, lines) -> np.ndarray:
+    def along_azimuth(self, lines: ArrayLike) -> np.ndarray:
         return interp_linear(lines, self.line, self.value)
 
 
@@ -205,7 +206,7 @@ class NoiseLUTs:
     def all_zero(self) -> bool:
         return self.range.all_zero
 
-    def window_azimuth(self, lines, samples) -> WindowAzimuthNoise:
+    def window_azimuth(self, lines: ArrayLike, samples: ArrayLike) -> WindowAzimuthNoise:
         """Reduce the azimuth blocks to the window ``lines`` x ``samples`` (1-D increasing)."""
         lines = np.asarray(lines)
         samples = np.asarray(samples)
@@ -228,7 +229,7 @@ class NoiseLUTs:
             np.array(values, dtype=np.float64).reshape(-1, len(lines)),
         )
 
-    def interpolate(self, lines, samples) -> np.ndarray:
+    def interpolate(self, lines: np.ndarray, samples: np.ndarray) -> np.ndarray:
         """eta (float64, len(lines) x len(samples)) on the window grid."""
         eta = self.range.interpolate(lines, samples)
         if self.azimuth:
@@ -266,14 +267,14 @@ def _root(source):
     return etree.fromstring(source) if isinstance(source, (bytes, bytearray)) else source
 
 
-def parse_calibration(source) -> CalibrationLUTs:
+def parse_calibration(source: bytes | etree._Element) -> CalibrationLUTs:
     """Parse a calibration XML (bytes or lxml element); ``ValueError`` names what is missing."""
     root = _root(source)
     tags = ("sigmaNought", "betaNought", "gamma", "dn")
     lines, pixels, values = _vectors(root, "calibrationVectorList", "calibrationVector", tags)
     constant = root.findtext("calibrationInformation/absoluteCalibrationConstant")
-    return CalibrationLUTs(
-        *(VectorLUT(lines, pixels, values[tag]) for tag in tags),
+    return CalibrationLUTs(  # type: ignore[misc]  # mypy cannot count the starred LUTs: one per tag, four
+        *(VectorLUT(lines, pixels, values[tag]) for tag in tags),  # type: ignore[arg-type]
         absolute_calibration_constant=float(constant) if constant else 1.0,
     )
 
@@ -290,7 +291,7 @@ def _azimuth_block(node) -> AzimuthNoiseBlock:
     )
 
 
-def parse_noise(source) -> NoiseLUTs:
+def parse_noise(source: bytes | etree._Element) -> NoiseLUTs:
     """Parse a noise XML of either format (bytes or lxml element)."""
     root = _root(source)
     if root.find("noiseRangeVectorList") is not None:

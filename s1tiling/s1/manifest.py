@@ -25,6 +25,8 @@ FILE_KINDS = {
 }
 
 _POLARISATION_IN_NAME = re.compile(r"-(hh|hv|vh|vv)-", re.IGNORECASE)
+#: ``<safe:number>`` of the platform: Sentinel-1A to 1D (it becomes part of output names and paths)
+_PLATFORM_NUMBER = re.compile(r"[A-Da-d]")
 
 @dataclass(frozen=True)
 class DataObject:
@@ -126,6 +128,8 @@ def parse_manifest(data: bytes) -> Manifest:
     number = _one(root, ".//{*}platform/{*}number")
     if platform.upper() != "SENTINEL-1":
         raise ValueError(f"platform {platform!r} is not SENTINEL-1")
+    if not _PLATFORM_NUMBER.fullmatch(number):
+        raise ValueError(f"platform number {number!r} is not one of A, B, C, D (Sentinel-1A to 1D)")
     platform = f"S1{number.upper()}"
 
     absolute = int(_one(root, ".//{*}orbitReference/{*}orbitNumber"))

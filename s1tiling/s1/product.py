@@ -19,6 +19,7 @@ import functools
 import math
 import zipfile
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import rasterio
@@ -32,12 +33,15 @@ from ..geometry.sar_model import SarModel
 from .annotation import ProductAnnotation, parse_annotation
 from .luts import CalibrationLUTs, NoiseLUTs, parse_calibration, parse_noise
 from .manifest import FILE_KINDS, Manifest, parse_manifest
-from .names import PRODUCT_NAME
+from .names import POLARISATIONS, PRODUCT_NAME, strip_suffix
 
 MEASUREMENT_DTYPE = "uint16"
 
+#: A window of a measurement: a rasterio Window or (row_off, col_off, height, width)
+WindowLike: TypeAlias = Window | tuple[int, int, int, int]
 
-def as_window(window) -> Window:
+
+def as_window(window: WindowLike) -> Window:
     """A rasterio Window from a Window or a (row_off, col_off, height, width) tuple."""
     if isinstance(window, Window):
         return window
@@ -100,7 +104,7 @@ class _SafeZip:
         return f"/vsizip/{self.path.resolve()}/{self._member(relative)}"
 
 
-def open_product(path) -> "Product":
+def open_product(path: str | Path) -> Product:
     """Open a Sentinel-1 product: a ``.SAFE`` folder or a ``.zip`` holding one."""
     return Product(path)
 
@@ -108,10 +112,10 @@ def open_product(path) -> "Product":
 class Product:
     """One Sentinel-1 GRD product (see the module documentation)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         if self.path.is_dir():
-            self._files = _SafeFolder(self.path)
+            self._files: _SafeFolder | _SafeZip = _SafeFolder(self.path)
         elif self.path.is_file():
             self._files = _SafeZip(self.path)
         else:
@@ -119,13 +123,14 @@ class Product:
         safe_name = self._files.safe_name
         self.name = safe_name[: -len(".SAFE")] if safe_name.endswith(".SAFE") else safe_name
         self.manifest: Manifest = self._parse("manifest.safe", parse_manifest)
+        self._check_identity()
         self._annotations: dict[str, ProductAnnotation] = {}
         self._calibrations: dict[str, CalibrationLUTs] = {}
         self._noises: dict[str, NoiseLUTs] = {}
         self._sar_models: dict = {}
         self._checked_measurements: set[str] = set()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<Product {self.name}>"
 
     # ------------------------------------------------------------------ files
@@ -170,6 +175,57 @@ class Product:
             return self.manifest.file(kind, pol)
         except KeyError as exc:
             raise self._error("manifest.safe", exc.args[0]) from None
+
+    # ------------------------------------------------------------------ identity
+
+    def _check_identity(self) -> None:
+        """The fields of the product's name (and of its zip's name) must be those of its manifest:
+        a product whose name lies about what it holds is corrupt (its name decides output names)."""
+        m = self.manifest
+        for name, where in ((self.name, f"{self.name}.SAFE"), (strip_suffix(self.path.name), self.path.name)):
+            fields = PRODUCT_NAME.match(name)
+            if fields is None:
+                continue
+            problems = []
+            if fields["platform"] != m.platform:
+                problems.append(f"platform {fields['platform']} (manifest: {m.platform})")
+            if fields["mode"] != m.swath:
+                problems.append(f"mode {fields['mode']} (manifest: {m.swath})")
+            for field, when in (("start", m.start_time), ("stop", m.stop_time)):
+                named = dt.datetime.strptime(fields[field], "%Y%m%dT%H%M%S").replace(tzinfo=dt.timezone.utc)
+                if abs((when - named).total_seconds()) >= 1:
+                    problems.append(f"{field} time {fields[field]} (manifest: {when:%Y-%m-%dT%H:%M:%S.%f})")
+            if int(fields["orbit"]) != m.absolute_orbit:
+                problems.append(f"absolute orbit {fields['orbit']} (manifest: {m.absolute_orbit})")
+            if fields["datatake"] != f"{m.mission_datatake_id:06X}":
+                problems.append(f"datatake {fields['datatake']} (manifest: {m.mission_datatake_id:06X})")
+            if set(POLARISATIONS[fields["pols"]]) != set(m.polarisations):
+                problems.append(f"polarisations {'/'.join(POLARISATIONS[fields['pols']])} "
+                                f"(manifest: {'/'.join(m.polarisations)})")
+            if name != self.name and name != strip_suffix(self.name):
+                problems.append(f"it holds {self.name}.SAFE")
+            if problems:
+                raise self._error("manifest.safe", f"{where} does not match its manifest: {'; '.join(problems)}")
+
+    def _check_annotation(self, relative: str, annotation: ProductAnnotation) -> None:
+        """An annotation must describe this product: platform, absolute orbit, datatake, swath, times."""
+        m = self.manifest
+        problems = []
+        if annotation.mission.upper() != m.platform:
+            problems.append(f"mission {annotation.mission} (manifest: {m.platform})")
+        if annotation.absolute_orbit != m.absolute_orbit:
+            problems.append(f"absolute orbit {annotation.absolute_orbit} (manifest: {m.absolute_orbit})")
+        if annotation.mission_datatake_id != m.mission_datatake_id:
+            problems.append(f"datatake {annotation.mission_datatake_id} (manifest: {m.mission_datatake_id})")
+        if annotation.swath.upper() != m.swath.upper():
+            problems.append(f"swath {annotation.swath} (manifest: {m.swath})")
+        start = np.datetime64(m.start_time.replace(tzinfo=None), "ns") - np.timedelta64(1, "s")
+        stop = np.datetime64(m.stop_time.replace(tzinfo=None), "ns") + np.timedelta64(1, "s")
+        if not (start <= annotation.start_time <= stop and start <= annotation.stop_time <= stop):
+            problems.append(f"times {annotation.start_time}..{annotation.stop_time} outside the product's "
+                            f"{m.start_time:%Y-%m-%dT%H:%M:%S.%f}..{m.stop_time:%Y-%m-%dT%H:%M:%S.%f}")
+        if problems:
+            raise self._error(relative, f"does not describe {self.name}: {'; '.join(problems)}")
 
     # ------------------------------------------------------------------ manifest fields
 
@@ -255,6 +311,7 @@ class Product:
             annotation = self._parse(relative, parse_annotation)
             if annotation.polarisation.upper() != pol:
                 raise self._error(relative, f"annotates polarisation {annotation.polarisation}, not {pol}")
+            self._check_annotation(relative, annotation)
             self._annotations[pol] = annotation
         return self._annotations[pol]
 
@@ -330,7 +387,7 @@ class Product:
         if end > size:
             raise self._error(relative, f"truncated TIFF: {size} bytes, its last block ends at byte {end}")
 
-    def check_window(self, window) -> Window:
+    def check_window(self, window: WindowLike) -> Window:
         """The window (rasterio Window or (row_off, col_off, height, width)) as a Window;
         ValueError when it is not inside the image."""
         window = as_window(window)
@@ -340,7 +397,7 @@ class Product:
             raise ValueError(f"window {window} is outside the {samples} x {lines} image")
         return window
 
-    def read(self, pol: str | None, window) -> np.ndarray:
+    def read(self, pol: str | None, window: WindowLike) -> np.ndarray:
         """Read a window (rasterio Window or (row_off, col_off, height, width)) of DN as uint16."""
         pol = self._pol(pol)
         window = self.check_window(window)
@@ -357,18 +414,12 @@ class Product:
         incidence_angle, elevation_angle, azimuth_time (datetime64[ns]), slant_range_time."""
         return self.annotation(pol).geolocation_grid.as_dict()
 
-    def sar_model(self, pol: str | None = None):
+    def sar_model(self, pol: str | None = None) -> SarModel:
         """The SAR sensor model of one polarisation (:class:`s1tiling.geometry.sar_model.SarModel`)."""
         pol = self._pol(pol)
         if pol not in self._sar_models:
             self._sar_models[pol] = SarModel.from_annotation(self.annotation(pol))
         return self._sar_models[pol]
-
-    def ground_to_sar(self, lat, lon, height, pol: str | None = None):
-        return self.sar_model(pol).ground_to_sar(lat, lon, height)
-
-    def sar_to_ground(self, line, pixel, height, pol: str | None = None):
-        return self.sar_model(pol).sar_to_ground(line, pixel, height)
 
 
 __all__ = ["Product", "open_product", "as_window", "PRODUCT_NAME"]

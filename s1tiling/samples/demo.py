@@ -80,7 +80,7 @@ def _synthetic_geoid(root: Path) -> Path:
         return write_zero_geoid(root / "geoid" / "zero_geoid.gtx")
 
 
-def build_demo(root, resolution: float = 20.0) -> Path:
+def build_demo(root: str | Path, resolution: float = 20.0) -> Path:
     """Create the demo inputs and request file under ``root``; return the request file path."""
     root = Path(root).resolve()
     s1_images, dem_dir, output = root / "s1_images", root / "dem", root / "output"
@@ -136,7 +136,7 @@ generate : True
     return config
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m s1tiling.demo", description=__doc__.splitlines()[0])
     parser.add_argument("folder", help="where to build the demo inputs, request file and outputs")
     parser.add_argument("--resolution", type=float, default=20.0, help="output pixel size in metres (default 20)")

@@ -2,10 +2,10 @@
 
 :func:`make_safe` writes a SAFE folder like those of ``shared/data/s1``: ``manifest.safe``,
 and per polarisation the product annotation, calibration and noise XML; no measurement
-(:func:`s1tiling.testing.build_product` writes the TIFFs from it)::
+(:func:`s1tiling.samples.testing.build_product` writes the TIFFs from it)::
 
-    from s1tiling.synthetic import make_safe
-    from s1tiling.testing import build_product
+    from s1tiling.samples.synthetic import make_safe
+    from s1tiling.samples.testing import build_product
     template = make_safe(tmp_path / "templates", center_lat=45.5, center_lon=3.3)
     product = build_product(template, tmp_path / "s1", content="speckle")
 
@@ -45,11 +45,12 @@ import numpy as np
 import pyproj
 import rasterio
 from lxml import etree
+from numpy.typing import ArrayLike
 from rasterio.transform import Affine
 
 from ..geometry.ellipsoid import WGS84_A, WGS84_B
 
-__all__ = ["make_safe", "write_zero_geoid", "SLICE_OVERLAP_LINES"]
+__all__ = ["make_safe", "write_eof", "write_zero_geoid", "SLICE_OVERLAP_LINES"]
 
 SPEED_OF_LIGHT = 299792458.0
 GM = 3.986004418e14  # m^3 / s^2
@@ -274,7 +275,7 @@ class _Scene:
     def last_line(self) -> float:
         return float(self.line_time(self.lines - 1))
 
-    def line_time(self, line) -> np.ndarray | float:
+    def line_time(self, line: ArrayLike) -> np.ndarray:
         return self.first_line + np.asarray(line, dtype=np.float64) * self.interval
 
     def swath(self, t: float) -> _Swath:
@@ -285,11 +286,11 @@ class _Scene:
         """Two-way slant range time of the first sample."""
         return 2 * self.near_range / SPEED_OF_LIGHT
 
-    def time(self, t: float) -> np.datetime64:
+    def time(self, t: float | np.ndarray) -> np.datetime64:
         """The epoch plus ``t`` seconds, to the microsecond."""
-        return self.epoch + np.timedelta64(round(t * 1e6), "us")
+        return self.epoch + np.timedelta64(round(t * 1e6), "us")  # type: ignore[arg-type, call-overload]  # 0-d t
 
-    def utc(self, t: float) -> str:
+    def utc(self, t: float | np.ndarray) -> str:
         """An annotation time (``2021-08-09T17:39:53.153776``)."""
         return str(np.datetime_as_string(self.time(t), unit="us"))
 
@@ -701,7 +702,7 @@ def _absolute_orbit(platform: str, relative: int, when: np.datetime64) -> int:
     return absolute
 
 
-def make_safe(out_dir, *, platform: str = "S1A",
+def make_safe(out_dir: str | Path, *, platform: str = "S1A",
               start: dt.datetime = dt.datetime(2021, 8, 9, 17, 39, 53, tzinfo=dt.timezone.utc),
               pass_direction: str = "ASC", relative_orbit: int = 59, center_lat: float = 45.5,
               center_lon: float = 3.3, lines: int = 2000, samples: int = 2500,
@@ -771,7 +772,74 @@ def make_safe(out_dir, *, platform: str = "S1A",
     return final
 
 
-def write_zero_geoid(path, step: float = 10.0) -> Path:
+def write_eof(out_dir, *, platform: str = "S1A",
+              start: dt.datetime = dt.datetime(2021, 8, 9, 17, 39, 53, tzinfo=dt.timezone.utc),
+              pass_direction: str = "ASC", relative_orbit: int = 59, center_lat: float = 45.5,
+              center_lon: float = 3.3, lines: int = 2000, pixel_spacing: float = 40.0,
+              hours_before: float = 2.0, hours_after: float = 2.0, kind: str = "POEORB",
+              created: dt.datetime = dt.datetime(2021, 8, 29, 12, 0, 0)) -> Path:
+    """Write an orbit file (``S1A_OPER_AUX_POEORB_OPOD_<created>_V<start>_<stop>.EOF``, ESA's Earth
+    Explorer layout) of the circular orbit :func:`make_safe` gives the same arguments: ECEF state
+    vectors every 10 s on whole UTC seconds from ``hours_before`` before the product's first line
+    to ``hours_after`` after, each with its absolute orbit (incremented at each ascending node,
+    the product's own at its first line, as ESA numbers them)."""
+    platform, pass_direction = platform.upper(), pass_direction.upper()[:3]
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=dt.timezone.utc)
+    scene = _scene(start, center_lat, center_lon, pass_direction == "ASC", lines, 100, pixel_spacing, 1)
+    absolute = _absolute_orbit(platform, relative_orbit, scene.time(scene.first_line))
+    epoch_second = scene.epoch.astype("datetime64[s]")
+    offset = (scene.epoch - epoch_second).astype(np.float64) * 1e-6  # epoch - its whole second
+    first = math.floor(scene.first_line - hours_before * 3600)
+    times = np.arange(first, scene.first_line + hours_after * 3600 + STATE_VECTOR_STEP, STATE_VECTOR_STEP,
+                      dtype=float) - offset
+    orbit = scene.orbit
+
+    def revolutions(t):
+        return np.floor((orbit.u0 + orbit.mean_motion * (np.asarray(t) - orbit.centre_time)) / (2 * math.pi))
+
+    numbers = absolute + (revolutions(times) - revolutions(scene.first_line)).astype(int)
+    positions, velocities = orbit.state(times)
+    stamps = [scene.time(t) for t in times]
+
+    def eof_time(when: np.datetime64) -> str:
+        return str(np.datetime_as_string(when, unit="s")).replace("-", "").replace(":", "")
+
+    valid_from, valid_to = stamps[0], stamps[-1]
+    name = (f"{platform}_OPER_AUX_{kind}_OPOD_{created:%Y%m%dT%H%M%S}_V{eof_time(valid_from)}_"
+            f"{eof_time(valid_to)}")
+    root = etree.Element("Earth_Explorer_File")
+    fixed = _el(_el(root, "Earth_Explorer_Header"), "Fixed_Header")
+    _fields(fixed, File_Name=name, File_Description="Precise Orbit Ephemerides (POE) Orbit File", Notes="",
+            Mission=f"Sentinel-{platform[1:]}", File_Class="OPER", File_Type=f"AUX_{kind}")
+    validity = _el(fixed, "Validity_Period")
+    _fields(validity, Validity_Start=f"UTC={np.datetime_as_string(valid_from, unit='s')}",
+            Validity_Stop=f"UTC={np.datetime_as_string(valid_to, unit='s')}")
+    _fields(fixed, File_Version="0001")
+    _fields(_el(fixed, "Source"), System="OPOD", Creator="OPOD", Creator_Version="synthetic",
+            Creation_Date=f"UTC={created:%Y-%m-%dT%H:%M:%S}")
+    block = _el(root, "Data_Block", type="xml")
+    osvs = _el(block, "List_of_OSVs", count=str(len(times)))
+    for when, number, p, v in zip(stamps, numbers, positions, velocities):
+        utc = np.datetime_as_string(when, unit="us")
+        osv = _el(osvs, "OSV")
+        _fields(osv, TAI=f"TAI={np.datetime_as_string(when + np.timedelta64(37, 's'), unit='us')}",
+                UTC=f"UTC={utc}", UT1=f"UT1={utc}", Absolute_Orbit=f"{int(number):+d}")
+        for axis, value in zip(("X", "Y", "Z"), p):
+            _el(osv, axis, f"{value:.6f}", unit="m")
+        for axis, value in zip(("VX", "VY", "VZ"), v):
+            _el(osv, axis, f"{value:.6f}", unit="m/s")
+        _fields(osv, Quality="NOMINAL")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.EOF"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(_xml_bytes(root))
+    os.replace(tmp, path)
+    return path
+
+
+def write_zero_geoid(path: str | Path, step: float = 10.0) -> Path:
     """Write a world-wide geoid grid of zero undulation (GTX, posts every ``step`` degrees)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

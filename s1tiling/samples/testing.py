@@ -34,7 +34,7 @@ from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from ..geometry.dem import DemCatalog
+from ..geometry.dem import DemCatalog, Region
 from ..s1.annotation import GeolocationGrid
 from ..s1.product import open_product
 
@@ -55,10 +55,11 @@ _RESOLUTION = {"H": "HR", "M": "MR", "F": "FR"}
 Content = int | float | str | Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def build_product(template_safe, out_dir, *, zipped: bool = False, content: Content = DEFAULT_DN,
+def build_product(template_safe: str | Path, out_dir: str | Path, *, zipped: bool = False,
+                  content: Content = DEFAULT_DN,
                   targets: Iterable[tuple[float, float, float]] = (), target_radius: int = 0,
                   zero_borders: tuple[int, int, int, int] | None = None,
-                  polarisations: Iterable[str] | None = None, dtype="uint16",
+                  polarisations: Iterable[str] | None = None, dtype: str = "uint16",
                   size_override: tuple[int, int] | None = None, seed: int = 0) -> Path:
     """Copy a metadata-only SAFE folder into ``out_dir`` and write its measurement TIFFs.
 
@@ -118,12 +119,12 @@ def geolocation_gcps(grid: GeolocationGrid) -> list[GroundControlPoint]:
     ]
 
 
-def write_measurement(path, lines: int, samples: int, *, content: Content = DEFAULT_DN,
+def write_measurement(path: str | Path, lines: int, samples: int, *, content: Content = DEFAULT_DN,
                       targets: Iterable[tuple[float, float, float]] = (), target_radius: int = 0,
                       zero_borders: tuple[int, int, int, int] | None = None,
                       gcps: list[GroundControlPoint] | None = None,
                       description: str = "Sentinel-1A IW GRD HR L1", software: str | None = None,
-                      dtype="uint16", seed: int = 0) -> Path:
+                      dtype: str = "uint16", seed: int = 0) -> Path:
     """Write one measurement TIFF (``lines`` x ``samples``) strip by strip; see :func:`build_product`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,7 +184,7 @@ def _zero_borders(strip: np.ndarray, row0: int, lines: int, borders) -> None:
         strip[:, -right:] = 0
 
 
-def zip_safe(safe_dir, out_dir=None) -> Path:
+def zip_safe(safe_dir: str | Path, out_dir: str | Path | None = None) -> Path:
     """Zip a SAFE folder as ESA does: ``<name>.zip`` holding the ``<name>.SAFE`` folder.
 
     TIFFs are stored (they are compressed already), XML deflated. Written under a
@@ -210,7 +211,7 @@ def zip_safe(safe_dir, out_dir=None) -> Path:
 CORRUPTIONS = ("drop", "empty", "truncate")
 
 
-def corrupt(safe_dir, kind: str, pol: str | None = None, how: str = "drop") -> Path:
+def corrupt(safe_dir: str | Path, kind: str, pol: str | None = None, how: str = "drop") -> Path:
     """Damage one file of an unzipped product, for bad-input tests; returns its path.
 
     ``kind``: 'manifest', 'annotation', 'calibration', 'noise' or 'measurement' (of ``pol``,
@@ -233,7 +234,8 @@ def corrupt(safe_dir, kind: str, pol: str | None = None, how: str = "drop") -> P
     return path
 
 
-def write_dem_folder(dem_dir, region, real_dem_dir=None) -> list[str]:
+def write_dem_folder(dem_dir: str | Path, region: Region,
+                     real_dem_dir: str | Path | None = None) -> list[str]:
     """Fill ``dem_dir`` with the 1-degree SRTM tiles (``{id}.hgt``) under ``region`` (a lon/lat
     shapely geometry): a symlink to the real tile when ``real_dem_dir`` has it, else a flat
     3-arc-second tile at height 0. Return the tile ids written."""
