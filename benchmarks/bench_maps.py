@@ -104,9 +104,9 @@ def main(argv=None) -> int:
                     lia[name] += _measure(name, command, 1, env)
             rows += list(lia.items())
         if "rtc" not in args.skip:
-            sigma0 = _measure("sigma0", common.s1tiling_command(_request(workdir, args.data, "sigma0")), args.runs)
-            rtc = []
-            for _ in range(args.runs):
+            sigma0, rtc = [], []
+            for _ in range(args.runs):  # a new request (empty output folder) each run: nothing is skipped
+                sigma0 += _measure("sigma0", common.s1tiling_command(_request(workdir, args.data, "sigma0")), 1)
                 config = _request(workdir, args.data, "rtc", calibration="gamma_naught_rtc")
                 _gamma_area_map(config)
                 rtc += _measure("rtc", common.s1tiling_command(config), 1)
