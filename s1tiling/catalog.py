@@ -212,9 +212,13 @@ def _product_start(name: str) -> datetime | None:
 
 
 def _software(text: str | None) -> dict[str, str]:
-    """``TIFFTAG_SOFTWARE`` ("s1tiling 0.1.0", "S1Tiling v1.1.0") -> ``{name: version}``."""
+    """``TIFFTAG_SOFTWARE`` -> ``{name: version}``: "S1 Tiling v1.4.2 compatible (s1tiling 0.1.0)" (ours)
+    -> ``{"s1tiling": "0.1.0"}``; "S1Tiling v1.1.0" -> ``{"S1Tiling": "1.1.0"}``."""
     if not text:
         return {"s1tiling": __version__}
+    ours = re.search(r"\(s1tiling\s+v?(\d[\w.+-]*)\)\s*$", text.strip())
+    if ours:
+        return {"s1tiling": ours.group(1)}
     match = re.match(r"^(.*?)\s+v?(\d[\w.+-]*)$", text.strip())
     return {match.group(1): match.group(2)} if match else {text.strip(): "unknown"}
 

@@ -319,7 +319,7 @@ def export_zarr(output: str | os.PathLike, tiles: Iterable[str] | None = None, *
             dataset = open_timeseries(output, tile, polarisations, orbit=int(orbit), calibration=calibration)
             for layout in layouts:
                 result = write_zarr(dataset, zarr_store(folder, tile, orbit, layout), layout)
-                logger.info("%s: %d date(s), %d added", result.store, result.dates, result.added)
+                logger.debug("%s: %d date(s), %d added", result.store, result.dates, result.added)
                 done.append(result)
     return done
 

@@ -7,6 +7,7 @@ mounting is not permitted), corrupt inputs are real files damaged on disk.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -79,17 +80,25 @@ def request(root: Path, output: str, geoid: Path, *, s1_images: Path | None = No
 
 
 def products(folder: Path) -> dict[str, Path]:
-    """The products under ``folder`` by relative path: every file but temporaries, locks, side-cars and
-    log files."""
+    """The products under ``folder`` by relative path: every file but temporaries, locks, side-cars,
+    log files and the STAC catalog's JSON files (see :func:`catalog_files`)."""
     return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".aux.xml", ".log"))}
+            if p.is_file() and not p.name.startswith(".") and not p.name.endswith((".aux.xml", ".log", ".json"))}
+
+
+def catalog_files(folder: Path) -> list[Path]:
+    """The STAC catalog's JSON files under ``folder`` (written by every run, atomically)."""
+    return sorted(p for p in folder.rglob("*.json") if not p.name.startswith("."))
 
 
 def assert_all_verified(folder: Path) -> None:
-    """No file under a product's name that is not complete (checked, tagged) in ``folder``."""
+    """No file under a product's name that is not complete (checked, tagged) in ``folder``, and no
+    catalog file that is not whole JSON."""
     unverified = [name for name, path in products(folder).items()
                   if not name.endswith(".corrupt") and not is_complete(path)]
     assert not unverified, f"unverified files under final names: {unverified}"
+    for path in catalog_files(folder):
+        json.loads(path.read_text(encoding="utf-8"))  # a cut file would not parse
 
 
 def assert_same_products(folder: Path, reference: Path, ignore=(".corrupt",)) -> None:
@@ -113,3 +122,10 @@ def run_cli(*args, log: Path, **popen) -> subprocess.Popen:
     stream = open(log, "wb")  # noqa: SIM115 - closed by the caller through the process's end
     return subprocess.Popen([sys.executable, "-m", "s1tiling", *map(str, args)], stdout=stream,
                             stderr=subprocess.STDOUT, env=env, **popen)
+
+
+def console(capfd: pytest.CaptureFixture[str]) -> str:
+    """What the run printed on the console since the last read: stdout (S1Tiling's console, where
+    log messages go) and stderr."""
+    captured = capfd.readouterr()
+    return captured.out + captured.err

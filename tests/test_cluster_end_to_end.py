@@ -388,12 +388,13 @@ def test_address_scheduler_without_worker_exits_66_in_time(dask_scheduler, input
 # --------------------------------------------------------------------------- local runs
 
 
-def test_a_local_run_shuts_its_workers_down_cleanly(local_run, reference):
-    """No 'Worker process still alive after 4.0 seconds, killing' (console or errors log), and the
+def test_a_local_run_shuts_its_workers_down_cleanly(inputs, local_run):
+    """No 'Worker process still alive after 4.0 seconds, killing' (console or warnings log), and the
     dashboard is announced only when it works (bokeh importable), on loopback."""
     from importlib.util import find_spec
 
-    (errors_log,) = reference.glob("S1Tiling-*-errors.log")
+    # S1Tiling's warnings log, in the run's working directory (mode 'logging')
+    errors_log = inputs[0] / "S1Processor-main.warning.log"
     for text in (local_run.output, errors_log.read_text()):
         assert "still alive" not in text and "killing" not in text
         assert "Traceback" not in text

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from fault_helpers import assert_same_products, products, request, tmpfs
+from fault_helpers import assert_same_products, console, products, request, tmpfs
 from s1tiling import cli
 from s1tiling.config import load_config
 from s1tiling.errors import ExitCode
@@ -81,7 +81,7 @@ def test_unreadable_dem_or_geoid_stops_the_run_before_any_worker(two_slice_pass,
     output = tmp_path / "out"
     cfg = request(tmp_path, "out", geoid, s1_images=root / "slices", Paths={"dem_dir": dem})
     assert cli.main([str(cfg)]) == status
-    err = capfd.readouterr().err
+    err = console(capfd)
     assert str(dem / named if fault == "dem" else geoid) in err
     assert ("DEM tile" if fault == "dem" else "cannot read geoid file") in err
     assert "Dask LocalCluster" not in err  # before any worker started

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fault_helpers import TILE, assert_all_verified, assert_same_products, products, request
+from fault_helpers import TILE, assert_all_verified, assert_same_products, console, products, request
 from s1tiling import cli
 from s1tiling.errors import ProductError
 from s1tiling.naming import TileProduct, UnsafePathError, product_path
@@ -83,7 +83,7 @@ def test_a_pass_with_an_unreadable_slice_is_not_produced(two_slice_pass, kind, c
     named, problem = _damage(kind, second, folder)
     cfg = request(root, f"out_{kind.replace(' ', '_')}", geoid, s1_images=folder)
     assert cli.main([str(cfg)]) == 71
-    err = capfd.readouterr().err
+    err = console(capfd)
     assert named in err and problem in err
     assert f"pass {TILE}/S1A/059/" in err and "not produced, it has unreadable slice(s)" in err
     output = root / f"out_{kind.replace(' ', '_')}"
@@ -111,14 +111,14 @@ def test_a_pass_that_gains_a_slice_replaces_its_single_slice_products(two_slice_
     single = products(output)
     assert sorted(single) == sorted(name.replace("txxxxxx", "t173953") for name in products(reference))
     assert cli.main([str(cfg)]) == 0
-    assert "every requested product is already present" in capfd.readouterr().err
+    assert "every requested product is already present" in console(capfd)
 
     (folder / second.name).symlink_to(second)
     assert cli.main([str(cfg), "--dry-run"]) == 0
     out = capfd.readouterr().out
     assert "6 single-slice product(s) replaced by the merged product of their pass:" in out
     assert cli.main([str(cfg)]) == 0
-    err = capfd.readouterr().err
+    err = console(capfd)
     for name in single:
         merged = Path(name.replace("t173953", "txxxxxx")).name
         assert f"removed {output / name}: replaced by {merged}" in err
@@ -129,7 +129,7 @@ def test_a_pass_that_gains_a_slice_replaces_its_single_slice_products(two_slice_
     for name, path in products(kept).items():
         shutil.copy2(path, output / name)
     assert cli.main([str(cfg)]) == 0
-    err = capfd.readouterr().err
+    err = console(capfd)
     assert "every requested product is already present" in err
     assert all(f"removed {output / name}" in err for name in single)
     assert_same_products(output, reference)
@@ -148,7 +148,7 @@ def test_a_hostile_manifest_never_writes_outside_output(two_slice_pass, single_s
     cfg = request(root, "out_hostile", geoid, s1_images=folder)
     before = {p for p in root.parent.rglob("*")}
     assert cli.main([str(cfg)]) == 71
-    err = capfd.readouterr().err
+    err = console(capfd)
     assert first.name.removesuffix(".SAFE") in err
     assert "platform number 'A/../../../../escaped/x' is not one of A, B, C, D" in err
     created = {p for p in root.parent.rglob("*")} - before
@@ -177,7 +177,7 @@ def test_an_annotation_of_another_product_fails_its_task_with_71(two_slice_pass,
     cfg = request(root, "out_annotation", geoid, s1_images=folder)
     output = root / "out_annotation"
     assert cli.main([str(cfg)]) == 71
-    err = capfd.readouterr().err
+    err = console(capfd)
     assert f"{second.name.removesuffix('.SAFE')}: annotation/{annotation.name}: does not describe" in err
     assert "absolute orbit 39157 (manifest: 39156)" in err
     assert_all_verified(output)
