@@ -1,122 +1,167 @@
-"""Time and memory of the whole chain on one full-size product and one S2 tile (native engine).
+"""The main job, whole chain: one full-size product onto one S2 tile at 10 m, VV+VH, against OTB and the write floor.
 
-Builds, in a temporary folder, a full-size product from a real metadata-only SAFE with
-:func:`s1tiling.samples.testing.build_product` (speckle content, both polarisations), SRTM-like DEM
-tiles with smooth synthetic relief, and a request file for one tile; then runs the
-``s1tiling`` command in this process (one dask worker process) and reports wall time, CPU
-time (this process and its children: the dask workers) and peak resident memory::
+One command (run by hand; tests never time anything)::
 
-    python benchmarks/bench_ortho.py [--tile 31TEL] [--resolution 10] [--method nn]
-                                     [--threads 1] [--content speckle] [--data ../shared/data]
+    python benchmarks/bench_ortho.py [--runs 3] [--otb-runs 1] [--tile 31TEL] [--workdir DIR]
+                                     [--creation-options "COMPRESS=ZSTD ZSTD_LEVEL=1"] [--processing key=value ...]
 
-The default product (France, 2021) covers the default tile 31TEL entirely.
+Inputs (built once in ``--workdir``, default a temporary folder): the France product of 2021-08-09
+(16,676 x 26,144 samples, speckle pixels from :func:`s1tiling.samples.testing.build_product`, both
+polarisations) and a DEM folder where the real SRTM tile of the shared data stands for every DEM
+tile 31TEL needs. The request: tile 31TEL at 10 m, VV+VH, sigma0 with thermal noise removal,
+``nn``, every other key at its default.
+
+Measured, each in a fresh process, ``--runs`` times (medians, min-max): the ``s1tiling`` command
+with the native engine; the write floor, i.e. the time to merely write the two output images of
+that run (read into memory first) with the same creation options, block by block as production
+writes them; and ``--otb-runs`` times the same request with ``engine = otb`` when OTB is installed.
+Times are wall and CPU (user + system of the process and of every process it waited for: dask
+workers, otbcli_*), memory is the peak RSS of the largest of them; the load of the machine is
+printed before and after.
 """
 from __future__ import annotations
 
 import argparse
-import math
-import os
-import resource
+import json
+import shutil
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
+import common
 
-from s1tiling import grid
-from s1tiling.cli import main as s1tiling_main
-from s1tiling.geometry.dem import DemCatalog
-from s1tiling.samples.testing import build_product
-
-PRODUCT = "S1A_IW_GRDH_1SDV_20210809T173953_20210809T174018_039156_049F13_6FF8.SAFE"
-TILE = "31TEL"
-
-
-def write_relief(dem_dir: Path, tile: str) -> None:
-    """3" .hgt tiles under ``tile``: hills of a few hundred metres (int16 big-endian, 1201 x 1201)."""
-    dem_dir.mkdir(parents=True, exist_ok=True)
-    posts = np.linspace(0.0, 1.0, 1201)
-    for tid in DemCatalog(dem_dir).tiles_for_region(grid.tile(tile).footprint):
-        lat0 = int(tid[1:3]) * (1 if tid[0] == "N" else -1)
-        lon0 = int(tid[4:7]) * (1 if tid[3] == "E" else -1)
-        lon, lat = np.meshgrid(lon0 + posts, lat0 + 1 - posts)
-        relief = 400 + 250 * np.sin(lon * 2 * math.pi * 7) * np.cos(lat * 2 * math.pi * 5)
-        relief.astype(">i2").tofile(dem_dir / f"{tid}.hgt")
-
-
-def write_request(root: Path, args, day: str) -> Path:
-    config = root / "S1Processor.cfg"
-    config.write_text(f"""[Paths]
-s1_images : {root / 's1'}
-output : {root / 'output'}
-tmp : {root / 'tmp'}
-dem_dir : {root / 'dem'}
-geoid_file : {args.data / 'geoid' / 'egm96_15.gtx'}
-
-[DataSource]
-download : False
-first_date : {day}
-last_date : {day}
-polarisation : VV-VH
-
-[Processing]
-tiles : {args.tile}
-calibration : sigma
-remove_thermal_noise : True
-output_spatial_resolution : {args.resolution:g}
-orthorectification_interpolation_method : {args.method}
-nb_parallel_processes : 1
-nb_otb_threads : {args.threads}
-""")
-    return config
+FLOOR = """
+import json, resource, sys, time
+import numpy as np, rasterio
+from rasterio.windows import Window
+from s1tiling.blocks import block_windows
+from s1tiling.context import usable_cores
+from s1tiling.production import BLOCK_HEIGHT, BLOCK_WIDTH
+from s1tiling.writing import AtomicRasterWriter, creation_options_for
+images, configured, out = json.loads(sys.argv[1])
+dtype, options = creation_options_for("tiled", {"tiled": configured} if configured else None)
+if usable_cores() > 1:
+    options.setdefault("NUM_THREADS", str(usable_cores()))
+data = []
+for path in images:
+    with rasterio.open(path) as ds:
+        data.append((ds.read(1), ds.profile))
+rows, cols = data[0][0].shape
+res = data[0][1]["transform"].a
+windows = block_windows(rows, cols, int(BLOCK_HEIGHT // res), int(BLOCK_WIDTH // res))
+c0, w0 = time.process_time(), time.perf_counter()
+with AtomicRasterWriter(out + "/vv.tif", crs=data[0][1]["crs"], transform=data[0][1]["transform"], width=cols,
+                        height=rows, dtype=dtype, creation_options=options) as a, \\
+     AtomicRasterWriter(out + "/vh.tif", crs=data[1][1]["crs"], transform=data[1][1]["transform"], width=cols,
+                        height=rows, dtype=dtype, creation_options=options) as b:
+    for r0, c0_, h, w in windows:
+        a.write(data[0][0][r0:r0 + h, c0_:c0_ + w], Window(c0_, r0, w, h))
+        b.write(data[1][0][r0:r0 + h, c0_:c0_ + w], Window(c0_, r0, w, h))
+print("RESULT " + json.dumps({"wall_s": time.perf_counter() - w0, "cpu_s": time.process_time() - c0,
+                              "options": options}))
+"""
 
 
-def main():
+def native_runs(args, workdir: Path, day: str) -> tuple[list[dict], list[str]]:
+    runs = []
+    images: list[str] = []
+    processing = dict(kv.split("=", 1) for kv in args.processing)
+    if args.creation_options:
+        processing["creation_options.tiled"] = args.creation_options
+    for n in range(args.runs):
+        output = workdir / "native" / "output"
+        shutil.rmtree(output.parent, ignore_errors=True)
+        config = common.write_request(workdir / "native" / "S1Processor.cfg", workdir=workdir, output=output,
+                                      data=args.data, tiles=[args.tile], day=day, processing=processing)
+        result = common.run(common.s1tiling_command(config))
+        if result["status"] != 0:
+            raise SystemExit(f"s1tiling exited with {result['status']}:\n{result['output']}")
+        runs.append(result)
+        images = sorted(str(p) for p in output.rglob("*.tif"))
+        print(f"  native run {n + 1}: wall {result['wall_s']:.1f} s, CPU {result['cpu_s']:.1f} s, "
+              f"peak RSS {result['maxrss_mib']:.0f} MiB (load {common.load()})", flush=True)
+    return runs, images
+
+
+def floor_runs(args, workdir: Path, images: list[str]) -> list[dict]:
+    runs = []
+    for n in range(args.runs):
+        out = workdir / "floor"
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        measured, result = common.python_json(FLOOR.replace("sys.argv[1]", repr(json.dumps(
+            [images, args.creation_options, str(out)]))))
+        runs.append({**measured, "maxrss_mib": result["maxrss_mib"]})
+        print(f"  write floor {n + 1}: wall {measured['wall_s']:.1f} s, CPU {measured['cpu_s']:.1f} s "
+              f"({' '.join(f'{k}={v}' for k, v in measured['options'].items())})", flush=True)
+    return runs
+
+
+def otb_runs(args, workdir: Path, day: str) -> list[dict]:
+    runs = []
+    for n in range(args.otb_runs):
+        output = workdir / "otb" / "output"
+        shutil.rmtree(output.parent, ignore_errors=True)
+        config = common.write_request(workdir / "otb" / "S1Processor.cfg", workdir=workdir, output=output,
+                                      data=args.data, tiles=[args.tile], day=day, processing={"engine": "otb"})
+        result = common.run(common.s1tiling_command(config))
+        if result["status"] != 0:
+            raise SystemExit(f"s1tiling (OTB engine) exited with {result['status']}:\n{result['output']}")
+        runs.append(result)
+        print(f"  OTB run {n + 1}: wall {result['wall_s']:.1f} s, CPU {result['cpu_s']:.1f} s, "
+              f"peak RSS {result['maxrss_mib']:.0f} MiB (load {common.load()})", flush=True)
+    return runs
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--product", default=PRODUCT)
-    parser.add_argument("--tile", default=TILE)
-    parser.add_argument("--resolution", type=float, default=10.0)
-    parser.add_argument("--method", default="nn", choices=("nn", "linear", "bco"))
-    parser.add_argument("--threads", type=int, default=1, help="threads of the dask worker (nb_otb_threads)")
-    parser.add_argument("--content", default="speckle", help="'speckle' or a constant DN")
-    default_data = os.environ.get("S1TILING_TEST_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-    parser.add_argument("--data", type=Path, default=Path(default_data))
-    args = parser.parse_args()
-    content = args.content if args.content == "speckle" else int(args.content)
+    parser.add_argument("--data", type=Path, default=common.default_data(), help="the shared reference data")
+    parser.add_argument("--tile", default=common.TILE)
+    parser.add_argument("--runs", type=int, default=3, help="runs of the native engine and of the write floor")
+    parser.add_argument("--otb-runs", type=int, default=1, help="runs of the OTB engine (0: none)")
+    parser.add_argument("--creation-options", default=None, help="creation_options.tiled of the request")
+    parser.add_argument("--processing", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="other [Processing] keys of the request (e.g. nb_otb_threads=2)")
+    parser.add_argument("--workdir", type=Path, help="keep inputs and outputs here (default: a temporary folder)")
+    args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="bench_ortho-") as tmp:
-        root = Path(tmp)
-        start = time.perf_counter()
-        build_product(args.data / "s1" / args.product, root / "s1", content=content)
-        write_relief(root / "dem", args.tile)
-        print(f"inputs built in {time.perf_counter() - start:.1f} s ({args.product}, DEM under {args.tile})")
-        day = f"{args.product[17:21]}-{args.product[21:23]}-{args.product[23:25]}"
-        config = write_request(root, args, day)
+    from s1tiling.engines.otb import otb_available
 
-        before_self = resource.getrusage(resource.RUSAGE_SELF)
-        before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        status = s1tiling_main([str(config)])
-        wall = time.perf_counter() - start
-        after_self = resource.getrusage(resource.RUSAGE_SELF)
-        after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if status != 0:
-            raise SystemExit(f"s1tiling exited with status {status}")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ortho-"))
+    try:
+        common.prepare(args.data, workdir, [common.FRANCE], [args.tile])
+        day = f"{common.FRANCE[17:21]}-{common.FRANCE[21:23]}-{common.FRANCE[23:25]}"
+        before = common.load()
+        print(f"load before: {before}", flush=True)
+        native, images = native_runs(args, workdir, day)
+        floor = floor_runs(args, workdir, images)
+        otb = otb_runs(args, workdir, day) if args.otb_runs and otb_available() else []
+        if args.otb_runs and not otb:
+            print("  OTB engine: not installed (otbcli_* not found), skipped")
+        after = common.load()
+        print(f"\n{common.FRANCE[:32]} onto {args.tile} at 10 m, VV+VH, sigma0 + noise removal, nn "
+              f"(load before {before}, after {after}; median (min-max) of the runs)")
+        print(f"{'':14} {'runs':>4} {'wall s':>18} {'CPU s':>18} {'peak RSS MiB':>14}")
+        rows = [("native", native), ("write floor", floor), ("OTB engine", otb)]
+        for name, runs in rows:
+            if runs:
+                rss = f"{common.median(r['maxrss_mib'] for r in runs):.0f}"
+                print(f"{name:14} {len(runs):4d} {common.summary(runs, 'wall_s'):>18} "
+                      f"{common.summary(runs, 'cpu_s'):>18} {rss:>14}")
 
-        def cpu(before, after):
-            return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        def ratio(a, b, key):
+            return common.median(r[key] for r in a) / common.median(r[key] for r in b)
 
-        outputs = sorted((root / "output").rglob("*.tif"))
-        rows, cols = grid.tile(args.tile).shape(args.resolution)
-        pixels = len(outputs) * rows * cols
-        main_cpu, workers_cpu = cpu(before_self, after_self), cpu(before_children, after_children)
-        print(f"tile {args.tile} at {args.resolution:g} m, {args.method}, {len(outputs)} image(s): "
-              + ", ".join(p.name for p in outputs))
-        print(f"wall {wall:.1f} s; CPU {main_cpu + workers_cpu:.1f} s (main process {main_cpu:.1f} s, "
-              f"workers {workers_cpu:.1f} s); {pixels / wall / 1e6:.2f} output Mpixels/s")
-        print(f"peak RSS: main process {after_self.ru_maxrss / 1024:.0f} MiB, "
-              f"largest child (dask worker) {after_children.ru_maxrss / 1024:.0f} MiB")
+        print(f"native / write floor: wall {ratio(native, floor, 'wall_s'):.2f}, "
+              f"CPU {ratio(native, floor, 'cpu_s'):.2f}")
+        if otb:
+            print(f"native / OTB: wall {ratio(native, otb, 'wall_s'):.3f}, CPU {ratio(native, otb, 'cpu_s'):.3f}, "
+                  f"peak RSS {ratio(native, otb, 'maxrss_mib'):.3f}")
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

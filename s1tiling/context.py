@@ -14,13 +14,16 @@ share, each decided in one place:
   seconds around it; precise before restituted, newest first), else the state vectors annotated
   in the slices; a pass known from orbit files alone (maps made before any product is there,
   :meth:`Context.orbit_file_passes`, :meth:`Context.window_orbit`) follows the same choice;
-- the output layout (:attr:`Context.layout`): the folders of the name templates.
+- the output layout (:attr:`Context.layout`): the folders of the name templates;
+- the threads of a task (:attr:`Context.threads`): ``nb_otb_threads``, or the share of the
+  machine's cores of each of the run's ``nb_parallel_processes`` when that is more.
 
 A context pickles as its settings alone: workers rebuild what they use.
 """
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -68,6 +71,14 @@ class OutputGrid:
         return self.rows, self.cols
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. a SLURM allocation)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 _WARNED: set[int] = set()
 
 
@@ -91,6 +102,14 @@ class Context:
     @property
     def processing(self) -> ProcessingSettings:
         return self.settings.processing
+
+    @property
+    def threads(self) -> int:
+        """Threads a task uses: ``nb_otb_threads``, or more when the cores this process may run
+        on, shared by the ``nb_parallel_processes`` of the run, allow (a run of one process
+        on two cores uses both for its tile)."""
+        proc = self.settings.processing
+        return max(proc.nb_otb_threads, usable_cores() // max(proc.nb_parallel_processes, 1))
 
     @cached_property
     def tile_grid(self) -> grid.TileGrid:

@@ -180,7 +180,8 @@ def _too_many_zeros(product: Product, pol: str, line: int) -> bool:
 
 def calibrate(product: Product, pol: str, window: WindowLike, calibration: str = "sigma",
               remove_thermal_noise: bool = True, lower_signal_value: float = LOWER_SIGNAL_VALUE,
-              border_cut: BorderCut | bool | None = True, out: np.ndarray | None = None) -> np.ndarray:
+              border_cut: BorderCut | bool | None = True, out: np.ndarray | None = None,
+              read=None) -> np.ndarray:
     """Read and calibrate one window of a product (float32 linear power).
 
     ``window``: rasterio Window or (row_off, col_off, height, width). ``calibration``:
@@ -188,6 +189,8 @@ def calibrate(product: Product, pol: str, window: WindowLike, calibration: str =
     :func:`border_cut_params`, to compute once for many windows), True to decide it here
     with the heuristic, or False/None for no cut: only the part of the window it keeps is
     read and calibrated. ``out``: float32 array of the window's shape to fill (else a new one).
+    ``read``: how the DN of a window (row_off, col_off, height, width) are read (default:
+    ``product.read(pol, window)``; e.g. from a dataset the caller keeps open).
     """
     window = product.check_window(window)
     shape = (int(window.height), int(window.width))
@@ -200,7 +203,8 @@ def calibrate(product: Product, pol: str, window: WindowLike, calibration: str =
     rows, cols = border_cut.kept(window, shape) if border_cut else (slice(0, shape[0]), slice(0, shape[1]))
     if rows.start < rows.stop and cols.start < cols.stop:
         line0, sample0 = int(window.row_off) + rows.start, int(window.col_off) + cols.start
-        dn = product.read(pol, (line0, sample0, rows.stop - rows.start, cols.stop - cols.start))
+        part = (line0, sample0, rows.stop - rows.start, cols.stop - cols.start)
+        dn = read(part) if read is not None else product.read(pol, part)
         lut = product.calibration(pol).select(calibration)
         noise = product.noise(pol) if remove_thermal_noise else None
         calibrate_dn(dn, np.arange(line0, line0 + dn.shape[0]), np.arange(sample0, sample0 + dn.shape[1]),

@@ -46,10 +46,38 @@ class GridPoint:
     pixel: float
 
 
+def smooth_in_time(record_times: np.ndarray, values: np.ndarray, t) -> np.ndarray:
+    """Values known at the records' times at times ``t``: ``values`` has shape (records,) or
+    (records,) + t.shape (one series per point). Between records: the cubic Hermite curve whose
+    slopes are the centred differences of the records (one-sided at the first and last);
+    outside: the straight line through the end record with its slope. Plain numpy
+    (``np.gradient`` gives those slopes)."""
+    t = np.asarray(t, dtype=float)
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = np.broadcast_to(values.reshape((-1,) + (1,) * t.ndim), (values.size,) + t.shape)
+    if len(record_times) == 1:
+        return values[0].copy()
+    slopes = np.gradient(values, record_times, axis=0, edge_order=1)
+    j = np.clip(np.searchsorted(record_times, t, side="right") - 1, 0, len(record_times) - 2)
+
+    def at(array, index):
+        return np.take_along_axis(array, np.asarray(index)[None], 0)[0]
+
+    h = record_times[j + 1] - record_times[j]
+    w = (t - record_times[j]) / h
+    wc = np.clip(w, 0, 1)
+    curve = ((2 * wc**3 - 3 * wc**2 + 1) * at(values, j) + (wc**3 - 2 * wc**2 + wc) * h * at(slopes, j)
+             + (3 * wc**2 - 2 * wc**3) * at(values, j + 1) + (wc**3 - wc**2) * h * at(slopes, j + 1))
+    before = values[0] + (t - record_times[0]) * slopes[0]
+    after = values[-1] + (t - record_times[-1]) * slopes[-1]
+    return np.where(w < 0, before, np.where(w > 1, after, curve))
+
+
 def exact_grid_points(safe: Path, pol: str = "vv") -> list[GridPoint]:
     """ESA's geolocation grid; line = (azimuthTime - first line) / azimuthTimeInterval,
-    pixel = srgr(c * slantRangeTime / 2) / rangePixelSpacing, the srgr record interpolated
-    linearly in azimuth time between the two records around the point."""
+    pixel = srgr(c * slantRangeTime / 2) / rangePixelSpacing, the srgr records' values
+    interpolated in azimuth time as :func:`smooth_in_time` does."""
     root = etree.parse(str(annotation_file(safe, "product", pol))).getroot()
     first = np.datetime64(root.findtext(".//imageInformation/productFirstLineUtcTime").strip(), "ns")
     interval = float(root.findtext(".//imageInformation/azimuthTimeInterval"))
@@ -60,10 +88,8 @@ def exact_grid_points(safe: Path, pol: str = "vv") -> list[GridPoint]:
     rec_coef = [np.array(r.findtext("srgrCoefficients").split(), float) for r in records]
 
     def ground_range(t, slant):
-        k = int(np.clip(np.searchsorted(rec_t, t) - 1, 0, len(rec_t) - 2))
-        g = [np.polynomial.polynomial.polyval(slant - rec_sr0[i], rec_coef[i]) for i in (k, k + 1)]
-        w = (t - rec_t[k]) / (rec_t[k + 1] - rec_t[k])
-        return g[0] + w * (g[1] - g[0])
+        g = np.array([np.polynomial.polynomial.polyval(slant - rec_sr0[i], rec_coef[i]) for i in range(len(rec_t))])
+        return float(smooth_in_time(rec_t, g, t))
 
     points = []
     for p in root.iter("geolocationGridPoint"):

@@ -133,6 +133,30 @@ def test_heights_on_an_s2_grid(srtm_dir, hgt, caplog):
     assert np.all(heights[rows[lon < 9.9995], cols[lon < 9.9995]] == 0.0)
 
 
+def test_preloaded_posts_serve_every_block_of_a_tile(srtm_dir, tmp_path, geoid_file):
+    """A tile's posts read once: its blocks get the heights they would get from the files, even
+    once the files are gone; a region outside the preloaded one is read from the files."""
+    crs, ulx, uly = S2_32UNB
+    dem_dir = tmp_path / "dem"
+    dem_dir.mkdir()
+    (dem_dir / "N50E010.hgt").symlink_to(srtm_dir / "N50E010.hgt")
+    tile = Affine(20.0, 0.0, ulx, 0.0, -20.0, uly)
+    blocks = [(r0, c0) for r0 in (0, 1500, 4000) for c0 in (0, 2700, 5000)]
+    geoid = Geoid(geoid_file)
+    fresh = [DemCatalog(dem_dir).heights_on_grid(crs, tile @ Affine.translation(c0, r0), (490, 490), geoid=geoid)
+             for r0, c0 in blocks]
+    catalog = DemCatalog(dem_dir)
+    catalog.preload(crs, tile, (5490, 5490))
+    (dem_dir / "N50E010.hgt").unlink()
+    for (r0, c0), expected in zip(blocks, fresh):
+        heights = catalog.heights_on_grid(crs, tile @ Affine.translation(c0, r0), (490, 490), geoid=geoid)
+        np.testing.assert_allclose(heights, expected, rtol=0, atol=1e-4)  # the same posts, another origin
+    expected = DemCatalog(srtm_dir).heights_at([50.9], [10.5])[0]
+    assert expected != 0 and catalog.heights_at([50.9], [10.5])[0] == pytest.approx(expected, abs=1e-6)
+    # South of the tile, outside what was preloaded: the (now missing) file is read, heights 0.
+    assert DemCatalog(srtm_dir).heights_at([50.2], [10.5])[0] != 0 and catalog.heights_at([50.2], [10.5])[0] == 0
+
+
 def test_ellipsoidal_heights_from_the_dem(srtm_dir, geoid_file, gtx):
     catalog, geoid = DemCatalog(srtm_dir), Geoid(geoid_file)
     crs, ulx, uly = S2_32UNB

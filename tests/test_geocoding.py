@@ -11,6 +11,7 @@ import numpy as np
 import pyproj
 import pytest
 
+from e2e_helpers import smooth_in_time
 from s1tiling.geometry import SarModel, read_eof
 from s1tiling.geometry.ellipsoid import ecef_to_geodetic_rad, ellipsoid_normal, geodetic_to_ecef
 from s1tiling.geometry.orbit import StateVectors
@@ -57,16 +58,22 @@ def lagrange(nodes, values, t, order=8):
     return out
 
 
-def records_value(annotation, t, x, to_ground):
-    """srgr (to_ground) or grsr polynomials of the records around t, interpolated in time."""
+def records_value(annotation, t, x, to_ground, smooth=True):
+    """srgr (to_ground) or grsr polynomials of every record evaluated at x, interpolated at
+    times t: smoothly (:func:`e2e_helpers.smooth_in_time`), or linearly between the two records
+    around t (the convention of OTB and of this package before)."""
     c = annotation.coordinate_conversion
     ref = annotation.image.first_line_time
     rt = seconds_since(c.azimuth_time, ref)
-    j = np.clip(np.searchsorted(rt, t, side="right") - 1, 0, len(rt) - 2)
+    t, x = np.broadcast_arrays(np.asarray(t, dtype=float), np.asarray(x, dtype=float))
     origin, coefs = (c.sr0, c.srgr) if to_ground else (c.gr0, c.grsr)
-    ev = [sum(coefs[jj, k] * (x - origin[jj]) ** k for k in range(coefs.shape[1])) for jj in (j, j + 1)]
+    ev = np.array([sum(coefs[jj, k] * (x - origin[jj]) ** k for k in range(coefs.shape[1])) for jj in range(len(rt))])
+    if smooth:
+        return smooth_in_time(rt, ev, t)
+    j = np.clip(np.searchsorted(rt, t, side="right") - 1, 0, len(rt) - 2)
     w = (t - rt[j]) / (rt[j + 1] - rt[j])
-    return ev[0] + (ev[1] - ev[0]) * w
+    first, second = np.take_along_axis(ev, j[None], 0)[0], np.take_along_axis(ev, (j + 1)[None], 0)[0]
+    return first + (second - first) * w
 
 
 def bisect(fun, lo, hi, iterations=64):
@@ -214,6 +221,53 @@ def test_incidence_angles(case):
     tilted = normal * np.cos(a) + np.cross(axis, normal) * np.sin(a)  # Rodrigues, axis ⟂ normal
     facing = model.local_incidence_angle(g.latitude, g.longitude, g.height, tilted)
     np.testing.assert_allclose(facing, ellipsoidal - 5.0, atol=1e-6)
+
+
+def test_range_conversion_is_smooth_in_time(case):
+    """The slant -> ground range conversion gives each record's own value at its time and has a
+    continuous slope in time across the records (no kink for the coarse geometry grid to miss),
+    where linear interpolation between records jumps."""
+    annotation, model, *_ = case
+    c = annotation.coordinate_conversion
+    rt = seconds_since(c.azimuth_time, annotation.image.first_line_time)
+    slant = np.full(rt.size, float(np.median(c.sr0)) + 0.8 * annotation.image.number_of_samples
+                    * annotation.image.range_pixel_spacing)
+    own = [np.polynomial.polynomial.polyval(slant[j] - c.sr0[j], c.srgr[j]) for j in range(rt.size)]
+    if model.range_polynomial == "srgr":
+        np.testing.assert_allclose(model.ground_range(rt, slant), own, atol=1e-6)
+    dt = 1e-6  # seconds
+    inner = rt[1:-1]
+
+    def slopes(convert):
+        left = (convert(inner) - convert(inner - dt)) / dt
+        right = (convert(inner + dt) - convert(inner)) / dt
+        return left, right
+
+    left, right = slopes(lambda t: model.ground_range(t, slant[1:-1]))
+    spacing = annotation.image.range_pixel_spacing
+    assert np.abs(right - left).max() / spacing < 0.001  # pixels per second (the curvature gives ~2e-5 over 2 dt)
+    if model.range_polynomial == "srgr":
+        left, right = slopes(lambda t: records_value(annotation, t, slant[1:-1], True, smooth=False))
+        assert np.abs(right - left).max() / spacing > 0.5  # the kinks of linear interpolation
+
+
+def test_pixels_against_esa_grid(case):
+    """ESA computes the (pixel, slantRangeTime) pairs of its geolocation grid with the record
+    nearest to each grid line; no interpolation in time reproduces that step function between
+    records, but the smooth one is as close to ESA's grid as linear interpolation was."""
+    annotation, model, *_ = case
+    if model.range_polynomial != "srgr":
+        pytest.skip("srgr disagrees with grsr in this annotation: its grid pixels are not reproduced")
+    g = annotation.geolocation_grid
+    _, pixel = model.ground_to_sar(g.latitude, g.longitude, g.height)
+    t = seconds_since(g.azimuth_time, annotation.image.first_line_time)
+    slant = SPEED_OF_LIGHT * g.slant_range_time / 2
+    linear = records_value(annotation, t, slant, True, smooth=False) / annotation.image.range_pixel_spacing
+    smooth_rms = np.sqrt(np.mean((pixel - g.pixel) ** 2))
+    linear_rms = np.sqrt(np.mean((linear - g.pixel) ** 2))
+    print(f"{annotation.start_time}: rms vs ESA's grid pixels: smooth {smooth_rms:.3f}, linear {linear_rms:.3f}")
+    assert smooth_rms <= linear_rms + 0.02
+    assert np.abs(pixel - g.pixel).max() <= np.abs(linear - g.pixel).max() + 0.05
 
 
 def test_range_polynomial_choice(case):

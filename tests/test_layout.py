@@ -22,7 +22,7 @@ FLOORS = {
     "s1tiling": 0, "errors": 0, "times": 0, "progress": 0,
     # 1: the lower floors, one job each
     "config": 1, "logs": 1, "naming": 1, "grid": 1, "s1": 1, "geometry": 1, "resampling": 1,
-    "radiometry": 1, "ortho": 1, "writing": 1, "masks": 1, "filtering": 1, "quicklook": 1,
+    "radiometry": 1, "ortho": 1, "blocks": 1, "writing": 1, "masks": 1, "filtering": 1, "quicklook": 1,
     "discovery": 1, "scheduling": 1, "download": 1, "engines.otb": 1, "catalog": 1, "timeseries": 1,
     "multitemporal": 1,
     # 2: planning (settings + passes -> jobs) and what a request gives every maker

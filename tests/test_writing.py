@@ -55,9 +55,9 @@ def test_creation_option_errors_and_defaults():
         parse_creation_options("uint8 DEFLATE")
     with pytest.raises(ConfigurationError, match="PREDICTOR=3"):
         creation_options_for("lia_deg", {"lia_deg": "COMPRESS=DEFLATE PREDICTOR=3"})
-    assert creation_options_for("tiled") == ("float32", {"COMPRESS": "DEFLATE", "PREDICTOR": "3", "TILED": "YES"})
+    assert creation_options_for("tiled") == ("float32", {"COMPRESS": "DEFLATE", "ZLEVEL": "1", "TILED": "YES"})
     assert creation_options_for("mask") == ("uint8", {"COMPRESS": "DEFLATE"})
-    assert creation_options_for("lia_deg") == ("uint16", {"COMPRESS": "DEFLATE"})
+    assert creation_options_for("lia_deg") == ("uint16", {"COMPRESS": "DEFLATE", "ZLEVEL": "1", "PREDICTOR": "2"})
     assert creation_options_for("tiled", {"tiled": "COMPRESS=LZW"}) == ("float32", {"COMPRESS": "LZW"})
     # already parsed by the request-file reader
     assert creation_options_for("mask", {"mask": (None, ("COMPRESS=ZSTD", "ZSTD_LEVEL=1"))}) == (
@@ -128,11 +128,32 @@ def test_atomic_writer_block_by_block(tmp_path):
         assert ds.dtypes == ("float32",)
         assert ds.nodata == 0
         assert ds.profile["compress"] == "deflate" and ds.profile["tiled"]
-        assert ds.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == "3"
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") is None
         read_tags = ds.tags()
         np.testing.assert_array_equal(ds.read(1), data)
     for key, value in tags.items():
         assert read_tags[key] == value, key
+
+
+@pytest.mark.parametrize("configured, compression", [
+    (None, "deflate"),  # the default: DEFLATE level 1, what every GeoTIFF reader reads
+    ("COMPRESS=DEFLATE PREDICTOR=3 NUM_THREADS=2", "deflate"),  # S1Tiling's options, threaded
+    ("COMPRESS=ZSTD ZSTD_LEVEL=1 NUM_THREADS=2", "zstd"),  # opt-in: faster, GDAL >= 2.3 readers
+    ("COMPRESS=LERC MAX_Z_ERROR=0", "lerc"),  # opt-in: lossless LERC
+])
+def test_tile_creation_options_are_lossless(tmp_path, configured, compression):
+    """Every documented option for tile images gives back the very pixels written."""
+    dtype, options = creation_options_for("tiled", {"tiled": configured} if configured else None)
+    rng = np.random.default_rng(3)
+    data = (rng.exponential(0.05, (300, 520)) * (rng.random((300, 520)) > 0.1)).astype(np.float32)
+    final = tmp_path / "tile.tif"
+    with AtomicRasterWriter(final, crs=CRS, transform=TRANSFORM, width=520, height=300, dtype=dtype,
+                            creation_options=options) as out:
+        out.write(data[:256], Window(0, 0, 520, 256))
+        out.write(data[256:], Window(0, 256, 520, 44))
+    with rasterio.open(final) as ds:
+        assert ds.profile["compress"] == compression
+        np.testing.assert_array_equal(ds.read(1), data)
 
 
 def test_exception_leaves_nothing(tmp_path):

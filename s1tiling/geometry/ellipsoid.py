@@ -69,7 +69,7 @@ def normal_rad(lat: float, lon: float) -> tuple[float, float, float]:
     return clat * math.cos(lon), clat * math.sin(lon), math.sin(lat)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _to_ecef(lat, lon, h, x, y, z):
     for i in prange(lat.size):
         x[i], y[i], z[i] = geodetic_to_ecef_rad(math.radians(lat[i]), math.radians(lon[i]), h[i])

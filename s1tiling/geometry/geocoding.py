@@ -6,8 +6,19 @@ as ``(record_times, sr0, srgr, gr0, grsr)`` (see :class:`CoordinateConversion`).
 
 - Backward geocoding (ground -> SAR): the zero-Doppler time t and satellite position S(t)
   (:mod:`~s1tiling.geometry.zero_doppler`), then slant range |P - S(t)|, then ground range from
-  the srgr polynomials of the two records around t, evaluated at that slant range and
-  interpolated linearly in time (or, with ``use_grsr``, the inverse of grsr).
+  the srgr polynomials of the records around t, evaluated at that slant range and
+  interpolated in time (or, with ``use_grsr``, the inverse of grsr).
+
+Interpolation of the range conversion in azimuth time (:func:`record_weights`): the records
+(one every second) are values of the conversion at their times; between them the converted
+value follows the cubic Hermite curve through the records whose slopes are the three-point
+(centred) differences of the records, so the mapping (x, y, h) -> (line, pixel) is smooth
+(continuous first derivative). A linear interpolation in time, the old convention (and OTB's),
+has a kink at every record: the records vary by a few pixels from one second to the next
+(ESA adapts them to the terrain), so the slope of pixel over line jumps there, and a coarse
+geometry grid whose cell straddles a record errs by up to a tenth of a pixel at 1 km node
+spacing. At the records both conventions give the records' own values; ESA's geolocation grid
+(computed with the nearest record) is matched as well by one as by the other (README).
 - Forward geocoding (SAR -> ground): t from the line, slant range by the exact inverse
   of the above, then the point at that range in the zero-Doppler plane, on the right
   of the track, at the requested ellipsoidal height (Newton on the look angle).
@@ -31,7 +42,7 @@ _RANGE_TOL = 1e-6  # metres
 RangeConversion = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _polynomial(c, x):
     """Value and derivative of sum c[k] x**k."""
     acc = 0.0
@@ -42,26 +53,82 @@ def _polynomial(c, x):
     return acc, der
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
+def record_weights(t: float, record_times: np.ndarray) -> tuple[int, float, float, float, float]:
+    """Weights of the records in the converted value at time t: (first record k, w0..w3), the
+    value being sum w_i * value_of_record(k + i) (records past the ends have weight 0).
+
+    Inside [first, last record]: the cubic Hermite curve between the two records around t
+    with three-point slopes (one-sided at the end records); outside: the straight line
+    through the end record with its slope (the curve continues with a continuous slope).
+    """
+    n = record_times.size
+    if n == 1:
+        return 0, 1.0, 0.0, 0.0, 0.0
+    j = min(max(np.searchsorted(record_times, t, side="right") - 1, 0), n - 2)
+    h = record_times[j + 1] - record_times[j]
+    w = (t - record_times[j]) / h
+    # Hermite basis (value at j, slope at j, value at j+1, slope at j+1); beyond the ends only
+    # the end record's value and slope count.
+    if w < 0.0:
+        b00, b10, b01, b11 = 1.0, w, 0.0, 0.0
+    elif w > 1.0:
+        b00, b10, b01, b11 = 0.0, 0.0, 1.0, w - 1.0
+    else:
+        w2 = w * w
+        w3 = w2 * w
+        b00, b10 = 2.0 * w3 - 3.0 * w2 + 1.0, w3 - 2.0 * w2 + w
+        b01, b11 = 3.0 * w2 - 2.0 * w3, w3 - w2
+    # Slopes (per unit of w, i.e. times h) as weights of records j-1 .. j+2.
+    sj = _slope_weights(record_times, j, h)
+    sk = _slope_weights(record_times, j + 1, h)
+    # sj covers records j-1, j, j+1; sk covers j, j+1, j+2.
+    w0 = b10 * sj[0]
+    w1 = b00 + b10 * sj[1] + b11 * sk[0]
+    w2_ = b01 + b10 * sj[2] + b11 * sk[1]
+    w3_ = b11 * sk[2]
+    return j - 1, w0, w1, w2_, w3_
+
+
+@njit(cache=True, nogil=True)
+def _slope_weights(record_times: np.ndarray, j: int, h: float) -> tuple[float, float, float]:
+    """Slope at record j, times h, as weights of records j-1, j, j+1 (three-point differences,
+    one-sided at the end records)."""
+    n = record_times.size
+    if j == 0:
+        d = record_times[1] - record_times[0]
+        return 0.0, -h / d, h / d
+    if j == n - 1:
+        d = record_times[j] - record_times[j - 1]
+        return -h / d, h / d, 0.0
+    a = record_times[j] - record_times[j - 1]
+    b = record_times[j + 1] - record_times[j]
+    return -h * b / (a * (a + b)), h * (b - a) / (a * b), h * a / (b * (a + b))
+
+
+@njit(cache=True, nogil=True)
 def convert_range(t: float, value: float, record_times: np.ndarray, origin: np.ndarray,
                   coefficients: np.ndarray) -> tuple[float, float]:
     """Apply the range conversion (srgr or grsr) of the records around time t.
 
-    Each of the two records' polynomials is evaluated at ``value - origin[record]`` and
-    the results are interpolated linearly in time (extrapolated beyond the ends).
+    The records' polynomials are evaluated at ``value - origin[record]`` and combined with
+    the weights of :func:`record_weights` (smooth in time).
     Returns the converted value and its derivative with respect to ``value``.
     """
     n = record_times.size
-    if n == 1:
-        return _polynomial(coefficients[0], value - origin[0])
-    j = min(max(np.searchsorted(record_times, t, side="right") - 1, 0), n - 2)
-    v0, d0 = _polynomial(coefficients[j], value - origin[j])
-    v1, d1 = _polynomial(coefficients[j + 1], value - origin[j + 1])
-    w = (t - record_times[j]) / (record_times[j + 1] - record_times[j])
-    return v0 + (v1 - v0) * w, d0 + (d1 - d0) * w
+    k, w0, w1, w2, w3 = record_weights(t, record_times)
+    acc = 0.0
+    der = 0.0
+    for i, weight in enumerate((w0, w1, w2, w3)):
+        r = k + i
+        if weight != 0.0 and 0 <= r < n:
+            v, d = _polynomial(coefficients[r], value - origin[r])
+            acc += weight * v
+            der += weight * d
+    return acc, der
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def invert_range(t: float, target: float, guess: float, record_times: np.ndarray, origin: np.ndarray,
                  coefficients: np.ndarray) -> float:
     """The x with convert_range(t, x, ...) == target (metres; Newton from ``guess``)."""
@@ -75,7 +142,7 @@ def invert_range(t: float, target: float, guess: float, record_times: np.ndarray
     return np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def slant_to_ground_range(t: float, slant: float, conversion: RangeConversion, use_grsr: bool) -> float:
     """Ground range of a slant range at time t: srgr, or the inverse of grsr."""
     record_times, sr0, srgr, gr0, grsr = conversion
@@ -85,7 +152,7 @@ def slant_to_ground_range(t: float, slant: float, conversion: RangeConversion, u
     return ground
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ground_to_slant_range(t: float, ground: float, conversion: RangeConversion, use_grsr: bool) -> float:
     """Slant range of a ground range at time t: grsr, or the inverse of srgr (exact inverse
     of :func:`slant_to_ground_range` either way)."""
@@ -96,7 +163,7 @@ def ground_to_slant_range(t: float, ground: float, conversion: RangeConversion, 
     return slant
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def convert_ranges(t: np.ndarray, values: np.ndarray, conversion: RangeConversion, use_grsr: bool, to_ground: bool,
                    out: np.ndarray) -> None:
     """:func:`slant_to_ground_range` (``to_ground``) or :func:`ground_to_slant_range` over arrays."""
@@ -114,7 +181,7 @@ def _ecef(a, b, c, geodetic):
     return a, b, c
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _to_ecef(a, b, c, geodetic, out):
     for i in prange(a.size):
         out[i, 0], out[i, 1], out[i, 2] = _ecef(a[i], b[i], c[i], geodetic)
@@ -127,7 +194,7 @@ def ecef_points(a: np.ndarray, b: np.ndarray, c: np.ndarray, geodetic: bool) -> 
     return points
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _sar_positions(points, times, satellites, conversion, use_grsr, azimuth_time_interval, range_spacing, line, pixel):
     for i in prange(times.size):
         t = times[i]
@@ -190,7 +257,7 @@ def _point_at_height(s, v, slant, height):
     return np.nan, np.nan
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def sar_to_ground(
     line: np.ndarray, pixel: np.ndarray, height: np.ndarray, orbit: OrbitArrays, conversion: RangeConversion,
     use_grsr: bool, azimuth_time_interval: float, range_spacing: float, lat: np.ndarray, lon: np.ndarray

@@ -65,7 +65,7 @@ def predict_time(t_start: float, before_last: float, last: float) -> float:
     return 2.0 * last - before_last
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def solve(points: np.ndarray, t_start: float, orbit: OrbitArrays, times: np.ndarray, satellites: np.ndarray) -> None:
     """Zero-Doppler time (``times``, NaN where Newton fails) and satellite position
     (``satellites``, n x 3) of each ECEF point of ``points`` (n x 3); ``t_start`` is the first
@@ -83,24 +83,29 @@ def solve(points: np.ndarray, t_start: float, orbit: OrbitArrays, times: np.ndar
             satellites[i, 0], satellites[i, 1], satellites[i, 2] = sx, sy, sz
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True, inline="always", nogil=True)
+def incidence_cosine(px: float, py: float, pz: float, nx: float, ny: float, nz: float, sx: float, sy: float,
+                     sz: float, project: bool) -> float:
+    """Cosine of the angle at point P between the normal n (any length) and P -> S; with
+    ``project``, n is first projected onto the range plane (S, P, Earth's centre)."""
+    lx, ly, lz = sx - px, sy - py, sz - pz
+    if project:
+        # m = P x S is normal to the range plane; remove n's component along it.
+        mx, my, mz = py * sz - pz * sy, pz * sx - px * sz, px * sy - py * sx
+        d = (nx * mx + ny * my + nz * mz) / (mx * mx + my * my + mz * mz)
+        nx, ny, nz = nx - d * mx, ny - d * my, nz - d * mz
+    return (nx * lx + ny * ly + nz * lz) / math.sqrt((nx * nx + ny * ny + nz * nz) * (lx * lx + ly * ly + lz * lz))
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
 def incidence_cosines(points: np.ndarray, normals: np.ndarray, satellites: np.ndarray, project: bool,
                       out: np.ndarray) -> None:
     """Cosine of the angle at each point P between its normal n (any length) and P -> S;
     with ``project``, n is first projected onto the range plane (S, P, Earth's centre).
     NaN where the satellite position is NaN."""
     for i in numba.prange(points.shape[0]):
-        px, py, pz = points[i, 0], points[i, 1], points[i, 2]
-        sx, sy, sz = satellites[i, 0], satellites[i, 1], satellites[i, 2]
-        lx, ly, lz = sx - px, sy - py, sz - pz
-        nx, ny, nz = normals[i, 0], normals[i, 1], normals[i, 2]
-        if project:
-            # m = P x S is normal to the range plane; remove n's component along it.
-            mx, my, mz = py * sz - pz * sy, pz * sx - px * sz, px * sy - py * sx
-            d = (nx * mx + ny * my + nz * mz) / (mx * mx + my * my + mz * mz)
-            nx, ny, nz = nx - d * mx, ny - d * my, nz - d * mz
-        out[i] = (nx * lx + ny * ly + nz * lz) / math.sqrt((nx * nx + ny * ny + nz * nz)
-                                                         * (lx * lx + ly * ly + lz * lz))
+        out[i] = incidence_cosine(points[i, 0], points[i, 1], points[i, 2], normals[i, 0], normals[i, 1],
+                                  normals[i, 2], satellites[i, 0], satellites[i, 1], satellites[i, 2], project)
 
 
 class ZeroDopplerOrbit:
