@@ -782,6 +782,12 @@ MAX_DEFAULT_WALLTIME = 12 * 3600
 #: dask's nanny starts its workers with MALLOC_TRIM_THRESHOLD_=65536, which disables glibc's
 #: dynamic mmap threshold: every large numpy temporary is then mmapped and unmapped, ~40% slower.
 _NO_MALLOC_TRIM = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+#: Dask's memory management of workers, off: our tasks keep no data in dask's memory (nothing to
+#: spill), and a worker paused above 80 % of ``ram_per_process`` (an OTB-style hint, not a cap:
+#: the OTB chain in memory alone takes about that) never gets busy again, so the run would wait
+#: for ever; the batch system, or the kernel, enforces real memory limits.
+_NO_MEMORY_MANAGEMENT = {f"distributed.worker.memory.{step}": False
+                         for step in ("target", "spill", "pause", "terminate")}
 _oversubscription_warned = False
 DEFAULT_LOG_FOLDER = "_WORKER_LOGS"
 #: How long a batch job's worker may be gone before its job is taken for lost and replaced.
@@ -871,6 +877,7 @@ def _batch_job_options(settings, *, n_tasks: int | None = None, log_directory: P
         walltime = _format_walltime(walltime_seconds(walltime))
     exports = [f"export {k}={v}" for k, v in _worker_environment(settings).items()]
     exports.append("export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON=\"{'MALLOC_TRIM_THRESHOLD_': None}\"")
+    exports += [f"export DASK_{key.upper().replace('.', '__')}=False" for key in _NO_MEMORY_MANAGEMENT]
     options = {
         "cores": cores,
         "processes": processes,
@@ -1159,7 +1166,7 @@ def executor_for(settings, *, n_tasks: int | None = None) -> Iterator[Any]:
     with contextlib.ExitStack() as stack:
         if "debug" not in processing.mode:
             stack.enter_context(_quiet_dask_logs())
-        stack.enter_context(dask.config.set(_NO_MALLOC_TRIM))
+        stack.enter_context(dask.config.set({**_NO_MALLOC_TRIM, **_NO_MEMORY_MANAGEMENT}))
         stack.enter_context(_on_interrupt(lambda: _remove_temporaries_of_dead_processes(settings)))
         watch = _ClusterWatch(settings)
         if cluster_settings.scheduler == "address":

@@ -3,6 +3,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import types
 
@@ -226,6 +227,33 @@ def test_progress_within_a_task_moves_the_meter(where, local2, settings2, caplog
     assert shares, [r.getMessage() for r in caplog.records]
     assert all(0 < share < 100 for share in shares) and shares == sorted(shares)
     assert max(shares) >= 50  # 2 of 4 blocks reported at least
+
+
+_HELD: list = []
+
+
+def hold_memory(mib):
+    """A task whose worker keeps ``mib`` MiB after it ends (as OTB's in-memory chain keeps its caches)."""
+    import numpy as np
+
+    _HELD.append(np.ones(mib * 2**20, dtype=np.uint8))
+    return mib
+
+
+def test_a_worker_holding_more_than_ram_per_process_still_runs_the_next_task(tmp_path):
+    """ram_per_process is a hint (OTB's), not a cap: dask must neither pause the worker above 80 %
+    of it (it would never get busy again: the run waited for ever) nor kill it above 95 %."""
+    settings = make_settings(tmp_path, {"nb_parallel_processes": 1, "nb_otb_threads": 1, "ram_per_process": 300})
+    tasks = [Task("hold", hold_memory, (280,)), Task("next", square, (3,), deps=("hold",)),
+             Task("other", square, (4,))]
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(report=run_tasks(tasks, settings, progress=False)),
+                              daemon=True)
+    runner.start()
+    runner.join(300)
+    assert not runner.is_alive(), "the run still waits on its worker after 300 s"
+    report = result["report"]
+    assert report.exit_code == 0, report.summary()
 
 
 def test_connecting_to_a_running_scheduler(local2, tmp_path):
