@@ -1,7 +1,7 @@
 """Gamma area map (terrain flattening) of one S2 tile: time and memory; the ridge residual against
 the oversampling; the layover/shadow mask and before/after numbers of the DEM void filling.
 
-    python benchmarks/bench_gamma_area.py [--resolution 10] [--oversampling 2.5] [--work DIR]
+    python benchmarks/bench_gamma_area.py [--resolution 10] [--oversampling 2.5] [--repeat 3] [--work DIR]
     python benchmarks/bench_gamma_area.py --ridge
     python benchmarks/bench_gamma_area.py --voids [--resolution 20]
 
@@ -11,7 +11,8 @@ data (``S1TILING_TEST_DATA``, default ``../shared/data``).
 
 Default: ``s1tiling-gamma-area`` (S1GammaAreaMap) on the whole tile, then the sin(LIA) map of
 the same tile, then the write floor (a float32 tile of the same size written with the map's
-creation options), each in a fresh process: wall time, CPU time and peak resident memory of the
+creation options), each in a fresh process from an empty output folder, ``--repeat`` times (the median run is
+reported): wall time, CPU time and peak resident memory of the
 process, with the machine's load before and after.
 
 ``--ridge``: the 99th percentile of |10 log10(R_k / R_12)| over the steepest part of the tile
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -96,20 +98,39 @@ with rasterio.open(sys.argv[1], "w", driver="GTiff", width=n, height=n, count=1,
 """
 
 
-def bench_map(work: Path, resolution: float, oversampling: float) -> None:
+def _median_run(code: str, cfg: Path, output: Path, repeat: int) -> dict:
+    """``code`` run ``repeat`` times, from an empty output folder each time: the run of median wall
+    time, with every run's wall time."""
+    runs = []
+    for _ in range(repeat):
+        shutil.rmtree(output, ignore_errors=True)
+        runs.append(_timed(code, str(cfg)))
+    runs.sort(key=lambda run: run["wall_s"])
+    return {**runs[len(runs) // 2], "runs_wall_s": [run["wall_s"] for run in runs]}
+
+
+def bench_map(work: Path, resolution: float, oversampling: float, repeat: int) -> None:
     import numba
     _inputs(work)
     rows = int(109800 / resolution)
     print(json.dumps({"tile": TILE, "resolution_m": resolution, "pixels": rows * rows, "oversampling": oversampling,
-                      "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads()}))
-    cfg = _request(work, f"ga_{resolution:g}_{oversampling:g}", resolution, gamma_area_oversampling=oversampling)
-    gamma = _timed("import sys; from s1tiling import cli; sys.exit(cli.gamma_area_main([sys.argv[1]]))", str(cfg))
+                      "cpus": os.cpu_count(), "numba_threads": numba.get_num_threads(), "repeat": repeat}))
+    name = f"ga_{resolution:g}_{oversampling:g}"
+    cfg = _request(work, name, resolution, gamma_area_oversampling=oversampling)
+    gamma = _median_run("import sys; from s1tiling import cli; sys.exit(cli.gamma_area_main([sys.argv[1]]))", cfg,
+                        work / name, repeat)
     print(json.dumps({"gamma_area_map": gamma}))
-    cfg = _request(work, f"lia_{resolution:g}", resolution)
-    lia = _timed("import sys; from s1tiling import cli; sys.exit(cli.lia_main([sys.argv[1]]))", str(cfg))
+    name = f"lia_{resolution:g}"
+    cfg = _request(work, name, resolution)
+    lia = _median_run("import sys; from s1tiling import cli; sys.exit(cli.lia_main([sys.argv[1]]))", cfg,
+                      work / name, repeat)
     print(json.dumps({"sin_lia_map": lia}))
-    with tempfile.TemporaryDirectory(dir=work) as tmp:
-        floor = _timed(_FLOOR, str(Path(tmp) / "floor.tif"), str(rows))
+    floors = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory(dir=work) as tmp:
+            floors.append(_timed(_FLOOR, str(Path(tmp) / "floor.tif"), str(rows)))
+    floors.sort(key=lambda run: run["wall_s"])
+    floor = floors[len(floors) // 2]
     print(json.dumps({"write_floor": floor, "gamma_area_over_floor": round(gamma["wall_s"] / floor["wall_s"], 2),
                       "gamma_area_over_sin_lia": round(gamma["wall_s"] / lia["wall_s"], 2)}))
 
@@ -200,6 +221,7 @@ def main() -> None:
     parser.add_argument("--ridge", action="store_true")
     parser.add_argument("--voids", action="store_true")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each (the median is reported)")
     args = parser.parse_args()
     if not (DATA / "dem" / "N50E010.hgt").is_file():
         sys.exit(f"shared data not found in {DATA} (set S1TILING_TEST_DATA)")
@@ -210,7 +232,7 @@ def main() -> None:
     elif args.voids:
         bench_voids(work, args.resolution)
     else:
-        bench_map(work, args.resolution, args.oversampling)
+        bench_map(work, args.resolution, args.oversampling, args.repeat)
 
 
 if __name__ == "__main__":

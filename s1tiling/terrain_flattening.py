@@ -75,6 +75,7 @@ from pyproj import Transformer
 from rasterio.windows import Window
 
 from . import progress
+from .blocks import block_threads, in_order
 from .context import Context
 from .geometry.ellipsoid import ellipsoid_normal, geodetic_to_ecef
 from .geometry.orbit import orbit_state
@@ -95,8 +96,12 @@ MAX_FACET_SPACING = 0.6
 #: Exact zero-Doppler solutions every this many metres (and at three heights); in between the
 #: geometry is interpolated (error below 1e-5 cell).
 NODE_SPACING = 200.0
-#: Largest block of output pixels (per side) at oversampling 1; k times fewer at oversampling k.
+#: Largest block of output pixels (per side); blocks are computed in parallel by the task's
+#: threads (:func:`s1tiling.blocks.in_order`).
 BLOCK_PIXELS = 2048
+#: The facet rows of a block are split in this many bands, each summed into its own cells, in
+#: parallel, then added in order: a fixed number, so that the map does not depend on the threads.
+SPLAT_GROUPS = 4
 #: Facets up to this many cells beyond the ends of the orbit are projected too (extrapolated).
 ORBIT_REACH = 4
 #: Heights (m) added around the terrain range of a block for the interpolation layers.
@@ -106,6 +111,9 @@ HEIGHT_MARGIN = 50.0
 TAU, RHO, LX, LY, LZ, REF, COS_IA, OFF_NADIR = range(8)
 FIELDS = 8
 _DESCRIPTION = "gamma area (m2) of a Sentinel-1 pixel on S2 grid"
+#: LLVM fast-math flags of the per-facet kernels: contractions and reassociation, but NaNs and
+#: infinities kept (facets outside the orbit's reach carry NaN times)
+_FAST = {"contract", "reassoc", "arcp", "nsz", "afn"}
 
 
 @dataclass(frozen=True)
@@ -313,7 +321,7 @@ def _inverse_denominators(layers):
     return np.array([1.0 / ((h0 - h1) * (h0 - h2)), 1.0 / ((h1 - h0) * (h1 - h2)), 1.0 / ((h2 - h0) * (h2 - h1))])
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def _splat_facets(heights, k, u0, v0, du, ground, normal, fields, layers, tau_lo, tau_hi, origin_t, origin_r,
                   cells):
     """Sum the illuminated gamma area of every facet (but the outermost ones) into its own layer
@@ -369,7 +377,7 @@ def _splat_facets(heights, k, u0, v0, du, ground, normal, fields, layers, tau_lo
                         layer[jt - 1 + a, jr - 1 + b] += va * wr[b]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath=_FAST)
 def _gather_pixels(heights, margin_r, margin_c, u0, v0, du, ground, normal, fields, layers, tau_lo, tau_hi, origin_t,
                    origin_r, cells, ratio, cos_ia):
     """Per interior pixel: the gamma area gathered at its centre (cubic B-spline interpolation of
@@ -485,7 +493,7 @@ def terrain_gamma_area(orbit: ZeroDopplerOrbit, crs: str, transform: Affine, hei
         return np.full(shape, np.nan), np.full(shape, np.nan)
     low = np.floor(known.min(axis=0)).astype(int) - 3
     high = np.floor(known.max(axis=0)).astype(int) + 4
-    groups = max(1, min(numba.get_num_threads(), rows * k // 64))
+    groups = max(1, min(SPLAT_GROUPS, rows * k // 64))
     cells = np.zeros((groups, *(high - low)), dtype=np.float32)  # sums of a few tens of facets: 1e-7
     _splat_facets(heights, k, u0, v0, du, nodes.ground, nodes.normal, nodes.fields, nodes.heights, tau_lo, tau_hi,
                   float(low[0]), float(low[1]), cells)
@@ -542,30 +550,42 @@ def produce_gamma_area(job: MapJob, context: Context) -> list[str]:
     margin_r, margin_c = block_margins(relief, min_incidence, direction, resolution, k)
     (_, path), = job.outputs
     dtype, options = creation_options_for("gamma_area", proc.creation_options)
-    options.setdefault("NUM_THREADS", str(numba.get_num_threads()))  # compress with the threads computing
+    threads = context.threads
+    if threads > 1:  # compress with the task's threads
+        options.setdefault("NUM_THREADS", str(threads))
     nodata = proc.nodata.get("RTC")
     nodata = 0.0 if nodata is None else float(nodata)
     tags = {**map_tags(job, products, orbit, context), "DATA_TYPE": _DESCRIPTION.removesuffix(" on S2 grid"),
             "DEM_INFO": context.settings.paths.dem_info, **context.dem_tags(job.tile),
             "GAMMA_AREA_UNIT": "m2", "GAMMA_AREA_PIXEL_AREA": f"{area:.6f}",
             "GAMMA_AREA_OVERSAMPLING": f"{k:g}", **production_tags(_DESCRIPTION)}
-    block = BLOCK_PIXELS
-    row_blocks, col_blocks = _blocks(rows, block), _blocks(cols, block)
+    windows = [(r0, c0, h, w) for r0, h in _blocks(rows, BLOCK_PIXELS) for c0, w in _blocks(cols, BLOCK_PIXELS)]
+    # the posts under the tile and its margins, read once for all the blocks
+    context.dem.preload(out.crs, transform @ Affine.translation(-margin_c, -margin_r),
+                        (rows + 2 * margin_r, cols + 2 * margin_c))
+
+    def block(window: tuple[int, int, int, int]) -> np.ndarray:
+        r0, c0, h, w = window
+        bordered = transform @ Affine.translation(c0 - margin_c, r0 - margin_r)
+        heights = context.dem.heights_on_grid(out.crs, bordered, (h + 2 * margin_r, w + 2 * margin_c),
+                                              context.dem_resampling, geoid=context.geoid)
+        ratio, cos_ia = terrain_gamma_area(orbit, out.crs, bordered, heights, (margin_r, margin_c), bins,
+                                           facet_factor(k))
+        ratio *= cos_ia
+        ratio *= area
+        ratio[np.isnan(ratio)] = nodata
+        return ratio.astype(np.float32)
+
     with AtomicRasterWriter(path, crs=out.crs, transform=transform, width=cols, height=rows, dtype=dtype,
                             nodata=nodata, creation_options=options, tags=tags,
                             output_format=proc.output_format) as writer:
-        for r0, h in row_blocks:
-            for c0, w in col_blocks:
-                bordered = transform @ Affine.translation(c0 - margin_c, r0 - margin_r)
-                heights = context.dem.heights_on_grid(out.crs, bordered, (h + 2 * margin_r, w + 2 * margin_c),
-                                                      context.dem_resampling, geoid=context.geoid)
-                ratio, cos_ia = terrain_gamma_area(orbit, out.crs, bordered, heights, (margin_r, margin_c), bins,
-                                                   facet_factor(k))
-                ratio *= cos_ia
-                ratio *= area
-                ratio[np.isnan(ratio)] = nodata
-                writer.write(ratio.astype(np.float32), Window(c0, r0, w, h))
+        computed = in_order(block, windows, block_threads(threads))
+        try:
+            for (r0, c0, h, w), values in zip(windows, computed):
+                writer.write(values, Window(c0, r0, w, h))
                 progress.report(r0 * cols + (c0 + w) * h, rows * cols)
+        finally:  # on an error: the threads stop before the writer aborts
+            computed.close()
     logger.info("%s orbit %03d: wrote %s", job.tile, job.orbit, Path(path).name)
     return [path] + masks
 
