@@ -68,6 +68,34 @@ def _use_own_numba_cache() -> None:
 _use_own_numba_cache()
 
 
+def _no_tbb_on_one_cpu() -> None:
+    """On one CPU, numba prefers its OpenMP threading layer to TBB.
+
+    With a single CPU TBB starts no worker thread; numba's TBB pool queues a task on the thread
+    that first runs a parallel kernel and waits for it, when Python exits, on another: a dask
+    worker (kernels run in its executor threads, exit on its main thread) pinned to one CPU, as
+    SLURM or ``taskset`` allocate it, then never exits and is killed by its nanny 48 s later
+    (oneTBB issue 2056, numba issue 10556). The order is changed only when the user set no
+    threading layer and numba's threads have not started yet.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return
+    if cpus != 1 or "NUMBA_THREADING_LAYER" in os.environ or "NUMBA_THREADING_LAYER_PRIORITY" in os.environ:
+        return
+    numba = sys.modules.get("numba")
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if parallel is not None and getattr(parallel, "_is_initialized", False):
+        return  # a layer is running already
+    os.environ["NUMBA_THREADING_LAYER_PRIORITY"] = "omp tbb workqueue"
+    if numba is not None:
+        numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
+
+
+_no_tbb_on_one_cpu()
+
+
 def open_product(path: str | Path) -> Product:
     """Open a Sentinel-1 product (``.SAFE`` folder or ``.zip``); see :mod:`s1tiling.s1.product`."""
     from .s1.product import open_product as _open

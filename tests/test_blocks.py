@@ -122,3 +122,46 @@ def test_task_threads_follow_the_cores_it_may_use(pass_job):
     alone = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, check=True)
     assert alone.stdout.strip() == "1"  # one core: one thread
     assert context.threads == max(1, len(os.sched_getaffinity(0)))  # one process: every core it may use
+
+
+_KERNEL_IN_A_THREAD = """
+import sys, threading
+if sys.argv[1] == "s1tiling":
+    import s1tiling  # noqa: F401
+import numba, numpy as np
+
+@numba.njit(parallel=True)
+def total(values):
+    s = 0.0
+    for i in numba.prange(values.size):
+        s += values[i]
+    return s
+
+worker = threading.Thread(target=lambda: print(total(np.ones(8)), numba.threading_layer(), flush=True))
+worker.start()
+worker.join()
+"""
+
+
+def _one_cpu() -> None:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def test_a_process_on_one_cpu_exits_after_kernels_ran_in_a_thread():
+    """A dask worker pinned to one CPU runs numba's parallel kernels in its executor threads and
+    exits from its main thread. With numba's TBB layer such a process never exits (TBB starts no
+    worker thread on one CPU: numba's start-up task waits for ever); importing s1tiling first
+    chooses OpenMP there. Real processes, pinned to one CPU, that must exit on their own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_THREADING_LAYER")}
+    run = subprocess.run([sys.executable, "-c", _KERNEL_IN_A_THREAD, "s1tiling"], capture_output=True, text=True,
+                         env=env, preexec_fn=_one_cpu, timeout=120)
+    assert run.returncode == 0, run.stderr
+    value, layer = run.stdout.split()
+    assert float(value) == 8.0 and layer != "tbb"
+    try:  # the fault itself, where numba would choose TBB here
+        bare = subprocess.run([sys.executable, "-c", _KERNEL_IN_A_THREAD, "numba"], capture_output=True, text=True,
+                              env=env, preexec_fn=_one_cpu, timeout=20)
+    except subprocess.TimeoutExpired as hung:
+        assert "tbb" in (hung.stdout or b"").decode()  # printed its layer, then never exited
+    else:  # no TBB here, or a TBB that exits
+        assert bare.returncode == 0, bare.stderr
