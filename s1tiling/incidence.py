@@ -465,7 +465,7 @@ def produce_layover_shadow(job: MapJob, context: Context, path: str) -> None:
             **context.dem_tags(job.tile), "IMAGE_TYPE": LAYOVER_SHADOW, "DATA_TYPE": "layover and shadow bits",
             "LAYOVER_BIT": "1", "SHADOW_BIT": "2", **production_tags(_MASK_DESCRIPTION)}
     with AtomicRasterWriter(path, crs=out.crs, transform=transform, width=cols, height=rows, dtype="uint8",
-                            nodata=OUTSIDE, creation_options={"COMPRESS": "DEFLATE"}, tags=tags,
+                            nodata=OUTSIDE, creation_options={"COMPRESS": "DEFLATE", "TILED": "YES"}, tags=tags,
                             output_format=proc.output_format) as writer:
         for r0 in range(0, rows, _MASK_BLOCK):
             for c0 in range(0, cols, _MASK_BLOCK):

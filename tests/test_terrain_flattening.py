@@ -281,6 +281,7 @@ def test_gamma_area_map_program(gamma_area_map, inputs):
     assert not (cfg.parent / "maps" / TILE).exists()  # the map only, no tile image
     values, profile, tags = _read(path)
     assert profile["dtype"] == "float32" and profile["nodata"] == 0 and values.shape == (1098, 1098)
+    assert profile["tiled"] and profile["blockxsize"] < 1098  # read block by block by the RTC tiles
     assert tags["IMAGE_TYPE"] == "GAMMA_AREA" and tags["RELATIVE_ORBIT_NUMBER"] == "117"
     assert tags["S2_TILE_CORRESPONDING_CODE"] == TILE and tags["DEM_INFO"] == "dem"
     assert tags["GAMMA_AREA_UNIT"] == "m2" and tags["GAMMA_AREA_OVERSAMPLING"] == "2.5"

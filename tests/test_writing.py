@@ -57,7 +57,8 @@ def test_creation_option_errors_and_defaults():
         creation_options_for("lia_deg", {"lia_deg": "COMPRESS=DEFLATE PREDICTOR=3"})
     assert creation_options_for("tiled") == ("float32", {"COMPRESS": "DEFLATE", "ZLEVEL": "1", "TILED": "YES"})
     assert creation_options_for("mask") == ("uint8", {"COMPRESS": "DEFLATE"})
-    assert creation_options_for("lia_deg") == ("uint16", {"COMPRESS": "DEFLATE", "ZLEVEL": "1", "PREDICTOR": "2"})
+    assert creation_options_for("lia_deg") == ("uint16", {"COMPRESS": "DEFLATE", "ZLEVEL": "1", "PREDICTOR": "2",
+                                                       "TILED": "YES"})
     assert creation_options_for("tiled", {"tiled": "COMPRESS=LZW"}) == ("float32", {"COMPRESS": "LZW"})
     # already parsed by the request-file reader
     assert creation_options_for("mask", {"mask": (None, ("COMPRESS=ZSTD", "ZSTD_LEVEL=1"))}) == (
