@@ -69,17 +69,18 @@ def run_once(cfg: Path, output: Path) -> dict:
     start = time.time()
     done = subprocess.run([sys.executable, "-m", "s1tiling", str(cfg)], capture_output=True, text=True)
     end = time.time()
+    log = done.stdout + done.stderr  # the console log is on stdout, dask's messages on stderr
     if done.returncode != 0:
-        raise SystemExit(f"{cfg}: exit {done.returncode}\n{done.stderr[-3000:]}")
+        raise SystemExit(f"{cfg}: exit {done.returncode}\n{log[-3000:]}")
     stamps = [(datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f").timestamp(), what)
-              for t, _, what in STAMP.findall(done.stderr)]
+              for t, _, what in STAMP.findall(log)]
     starts = [t for t, what in stamps if what == "started"]
     ends = [t for t, what in stamps if what != "started"]
     if not starts or len(starts) != len(ends):
         raise SystemExit(f"{cfg}: no task timing in the debug log (is scheduling._execute logging?)")
     return {"wall": end - start, "to_first": min(starts) - start, "after_last": end - max(ends),
             "tasks": len(starts), "work": max(ends) - min(starts),
-            "killed": "still alive after" in done.stderr}
+            "killed": "still alive after" in log}
 
 
 def main():

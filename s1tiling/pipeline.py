@@ -16,8 +16,9 @@ per job of the plan, each calling its maker with the job and the run's
 - border masks, quicklooks, filtered images: :func:`s1tiling.derived.make`, after their image;
 - at the end, the STAC catalog of the output folder: :func:`s1tiling.catalog.update_catalog`.
 
-Each task first takes the locks of its outputs (:func:`run_locked`, :class:`s1tiling.writing.OutputLock`):
-a run overlapping another on the same outputs waits for what the other is producing, and keeps it.
+Each task first takes the locks of its outputs (:func:`s1tiling.tasks.run_locked`,
+:class:`s1tiling.writing.OutputLock`): a run overlapping another on the same outputs waits for
+what the other is producing, and keeps it.
 
 ``S1LIAMap`` / ``S1IAMap`` / ``S1GammaAreaMap`` run the same chain with only the maps to make:
 those of the passes of the products in ``s1_images``, and, for LIA and IA maps of the requested
@@ -49,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from distributed.diagnostics.plugin import WorkerPlugin
 
 from . import __version__, catalog, download, grid, logs
 from .config import Settings
@@ -77,7 +77,7 @@ from .geometry.geoid import Geoid, find_geoid
 from .geometry.orbit import read_eof
 from .geometry.passes import OrbitPass
 from .incidence import produce_maps
-from .plan import CalibrationJob, OrbitFilePass, Plan, images_of_search, plan_maps_only, plan_products
+from .plan import OrbitFilePass, Plan, images_of_search, plan_maps_only, plan_products
 from .production import calibrate_to_cache, produce
 from .s1.names import parse_product_name, relative_orbit
 from .scheduling import (
@@ -89,8 +89,9 @@ from .scheduling import (
     run_tasks,
     write_task_graph,
 )
+from .tasks import WorkerLogs, output_identity, outputs_of, run_locked
 from .terrain_flattening import produce_gamma_area
-from .writing import accept_existing, disk_full_error, is_complete, output_locks, remove_replaced
+from .writing import accept_existing, remove_replaced
 
 logger = logging.getLogger(__name__)
 
@@ -150,44 +151,6 @@ def check_dem_and_geoid(settings: Settings, tiles: Iterable[str]) -> None:
     logger.debug("DEM tiles read: %s; geoid read: %s", ", ".join(sorted(map(str, checked))), geoid.path)
 
 
-def outputs_of(job) -> tuple[str, ...]:
-    """The files a job of the plan writes."""
-    if hasattr(job, "images"):
-        return tuple(image.path for image in job.images)
-    if hasattr(job, "outputs"):
-        return tuple(path for _, path in job.outputs)
-    return (job.path,)
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns
-
-
-def run_locked(make, job, context: Context, before: dict[str, tuple[int, int] | None]):
-    """Run ``make(job, context)`` holding the locks of the job's outputs (a task of the graph).
-
-    Another live run producing one of them is waited for (and said so); when the outputs are then
-    all there, complete and new (not the files ``before`` recorded when the run was planned, which
-    are being replaced), the other run made them: they are kept, not made twice.
-    """
-    outputs = outputs_of(job)
-    try:
-        with output_locks(outputs):
-            if all(_identity(p) != before.get(p) and is_complete(p) for p in outputs):
-                logger.info("%s: made meanwhile by another run, kept", ", ".join(Path(p).name for p in outputs))
-                return list(outputs)
-            return make(job, context)
-    except OSError as exc:  # a folder or a lock file that cannot be made: a full disk is 69 (70 under tmp)
-        full = disk_full_error(exc, Path(outputs[0]).parent, outputs[0], cache=isinstance(job, CalibrationJob))
-        if full is None:
-            raise
-        raise full from exc
-
-
 def build_tasks(plan: Plan, settings: Settings) -> list[Task]:
     """One task per job of ``plan``, each after the jobs whose outputs it reads."""
     context = Context(settings)
@@ -200,7 +163,7 @@ def build_tasks(plan: Plan, settings: Settings) -> list[Task]:
     calibration_keys = {(c.product, c.polarisation): c.key for c in plan.calibrations}
 
     def locked(make, job):
-        return (make, job, context, {path: _identity(path) for path in outputs_of(job)})
+        return (make, job, context, {path: output_identity(path) for path in outputs_of(job)})
 
     tasks = [Task(key=m.key, func=run_locked, args=locked(produce_gamma_area if m.family == "GAMMA_AREA"
                                                           else produce_maps, m), kind=m.family.lower())
@@ -289,18 +252,6 @@ def _run(tasks: list[Task], settings: Settings, options: RunOptions) -> RunRepor
             client.register_plugin(WorkerLogs(str(Path.cwd()), "debug" in mode))
         with _RamWatcher(client) if options.watch_ram else contextlib.nullcontext():
             return run_tasks(tasks, settings, client=client)
-
-
-class WorkerLogs(WorkerPlugin):
-    """S1Tiling's per-worker log files (``S1Processor-worker-<name>...``) on every dask worker."""
-
-    name = "s1tiling-worker-logs"
-
-    def __init__(self, directory: str, debug: bool):
-        self.directory, self.debug = directory, debug
-
-    def setup(self, worker):
-        logs.install_worker_logs(self.directory, worker.name, self.debug)
 
 
 def _rss_mib() -> float:

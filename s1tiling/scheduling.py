@@ -151,7 +151,7 @@ def _execute(func, args, kwargs, inputs, log_level=None, key=None, sink=None):
     if log_level is not None:
         logging.getLogger(FORWARDED_LOGGER).setLevel(log_level)
     start = time.perf_counter()
-    logger.debug("Task %s started", key)
+    logger.debug("Task %s started (process %d)", key, os.getpid())
     try:
         with progress_events.task(str(key), sink or progress_events.worker_sink):
             if inputs is None:

@@ -28,7 +28,7 @@ FLOORS = {
     # 2: planning (settings + passes -> jobs) and what a request gives every maker
     "plan": 2, "context": 2,
     # 3: the makers: jobs -> files
-    "production": 3, "incidence": 3, "terrain_flattening": 3, "derived": 3, "engines.otb_production": 3,
+    "production": 3, "tasks": 3, "incidence": 3, "terrain_flattening": 3, "derived": 3, "engines.otb_production": 3,
     # 4: the chain; 5: programs and the sample kit
     "pipeline": 4, "cli": 5, "__main__": 5, "demo": 5, "samples": 5, "engines": 1,
 }
