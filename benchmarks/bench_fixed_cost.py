@@ -1,7 +1,7 @@
 """Fixed cost of an ``s1tiling`` run: process start -> first task starts, last task ends -> exit.
 
-Builds a synthetic product over 31TEL (no shared data needed) and runs the real command on two
-requests, ``--repeat`` times each, in debug mode (tasks log their start and end):
+Builds a synthetic product over 31TEL (no shared data needed) and runs the real command (the
+installed ``s1tiling`` script) on two requests, ``--repeat`` times each, in debug mode (tasks log their start and end):
 
 - ``one-task``: one tile, one pass (no cluster is needed: the task runs in the command's process);
 - ``three-tasks``: the same with border masks and quicklooks (a LocalCluster of 2 processes).
@@ -64,10 +64,16 @@ generate : {derived}
     return cfg
 
 
+#: the installed ``s1tiling`` command (its console script: what users run, and what dask's spawned
+#: workers run again as ``__mp_main__``), else ``python -m s1tiling``
+SCRIPT = Path(sys.executable).with_name("s1tiling")
+COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "s1tiling"]
+
+
 def run_once(cfg: Path, output: Path) -> dict:
     shutil.rmtree(output, ignore_errors=True)
     start = time.time()
-    done = subprocess.run([sys.executable, "-m", "s1tiling", str(cfg)], capture_output=True, text=True)
+    done = subprocess.run([*COMMAND, str(cfg)], capture_output=True, text=True)
     end = time.time()
     log = done.stdout + done.stderr  # the console log is on stdout, dask's messages on stderr
     if done.returncode != 0:
@@ -95,7 +101,7 @@ def main():
     geoid = root / "geoid.gtx"
     if not geoid.exists():
         geoid = build_inputs(root)
-    print(f"{os.cpu_count()} CPUs; load before {os.getloadavg()[0]:.2f}")
+    print(f"{os.cpu_count()} CPUs; load before {os.getloadavg()[0]:.2f}; command: {' '.join(COMMAND)}")
     for name, derived in (("one-task", False), ("three-tasks", True)):
         cfg = write_request(root, name, geoid, args.resolution, derived)
         run_once(cfg, root / name)  # warm caches (numba, page cache)

@@ -1,6 +1,8 @@
 """s1tiling: Sentinel-1 GRD products orthorectified onto the Sentinel-2 tile grid."""
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 import tempfile
@@ -94,6 +96,23 @@ def _no_tbb_on_one_cpu() -> None:
 
 
 _no_tbb_on_one_cpu()
+
+
+def _quick_exit() -> None:
+    """Python's last garbage collection, at exit, skips the objects that exist when the exit starts.
+
+    A process that imported numba, llvmlite, rasterio and dask holds some million objects; the
+    collection the interpreter runs while it shuts down walked them all (0.3 to 0.5 s of every
+    command's and every dask worker's exit, most of the fixed cost after the last task). Freezing
+    them (:func:`gc.freeze`) makes that walk empty. Registered when the package is imported, so it
+    runs after the atexit handlers registered later (dask's, the logs' flush); objects freed by
+    their reference counts are still freed, and nothing of ours relies on a collection at exit:
+    files are closed, checked and renamed by the code that writes them.
+    """
+    gc.freeze()
+
+
+atexit.register(_quick_exit)
 
 
 def open_product(path: str | Path) -> Product:

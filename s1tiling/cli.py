@@ -17,9 +17,14 @@ import signal
 import sys
 import threading
 
-from . import __version__, catalog, config, logs, pipeline, timeseries
+from . import __version__, logs
 from .errors import ExitCode, S1TilingError, Terminated
-from .pipeline import RunOptions
+
+# The chain's modules (pipeline, config, catalog, timeseries) are imported by the functions that use
+# them: dask starts its worker processes with multiprocessing's "spawn", which runs the command's
+# script again in each of them (as ``__mp_main__``); the console scripts import this module, which
+# therefore stays light (no numba, rasterio or dask), or every worker imported the whole chain
+# before its first task (1.2 s of a 2-worker run's start on 2 cores).
 
 logger = logging.getLogger("s1tiling")
 
@@ -119,9 +124,11 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
     except SystemExit as done:  # --help, --version, or a usage error (status 2)
         return done.code if isinstance(done.code, int) else int(bool(done.code))
 
+    from . import config, pipeline
+
     logs.setup_logging()
     debug = args.trace_errors
-    options = RunOptions(trace_errors=args.trace_errors, sequential=args.debug_otb, watch_ram=args.watch_ram,
+    options = pipeline.RunOptions(trace_errors=args.trace_errors, sequential=args.debug_otb, watch_ram=args.watch_ram,
                          graphs=args.graphs)
     with _signals_interrupt():
         try:
@@ -211,6 +218,8 @@ def _subcommand_parser(name: str) -> argparse.ArgumentParser:
                                  "kept outside OUTPUT); repeatable")
         parser.add_argument("--rebuild", action="store_true", help="rewrite every item, not only the changed ones")
     else:
+        from . import timeseries
+
         parser.add_argument("--tile", action="append", help="only this tile (repeatable; default: all)")
         parser.add_argument("--orbit", action="append", type=int, help="only this relative orbit (repeatable)")
         parser.add_argument("--layout", action="append", choices=sorted(timeseries.ZARR_LAYOUTS),
@@ -225,6 +234,8 @@ def _subcommand(name: str, argv: list[str]) -> int:
         args = _subcommand_parser(name).parse_args(argv)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else int(bool(done.code))
+    from . import catalog, timeseries
+
     logs.setup_logging()
     try:
         if name == "catalog":

@@ -202,3 +202,57 @@ def test_python_m_s1tiling_exit_status(tmp_path):
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 72
     assert "absent.cfg" in done.stdout  # S1Tiling logs on stdout
+
+
+def _python_env() -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+
+
+CONSOLE_SCRIPT = '''\
+import multiprocessing
+import sys
+
+from s1tiling.cli import main  # the first line of the script pip writes for the s1tiling command
+
+HEAVY = ("numba", "rasterio", "distributed", "dask", "pyproj", "s1tiling.pipeline", "s1tiling.config")
+
+
+def report(queue):
+    queue.put([name for name in HEAVY if name in sys.modules])
+
+
+if __name__ == "__main__":
+    import s1tiling.pipeline  # the command's own process imports the chain
+    context = multiprocessing.get_context("spawn")  # as dask starts its worker processes
+    queue = context.Queue()
+    child = context.Process(target=report, args=(queue,))
+    child.start()
+    print("child imported:", queue.get(timeout=120))
+    child.join()
+'''
+
+
+def test_worker_processes_spawned_by_the_command_do_not_import_the_chain(tmp_path):
+    # spawn runs the command's script again in each worker (as __mp_main__): importing s1tiling.cli
+    # there must not import the whole chain (1.2 s of every worker's start before the fix)
+    script = tmp_path / "s1tiling"
+    script.write_text(CONSOLE_SCRIPT)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=_python_env(),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "child imported: []" in done.stdout, done.stdout
+
+
+def test_exit_skips_the_last_collection_of_every_object(tmp_path):
+    # atexit handlers run last-registered first: this one runs after the package's, and sees the
+    # objects that existed at exit frozen (the interpreter's final collection then skips them)
+    code = ("import atexit, gc\n"
+            "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count()))\n"
+            "import s1tiling.pipeline\n"
+            "print('frozen before exit:', gc.get_freeze_count())\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_python_env(),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, at_exit = (int(line.rsplit(":", 1)[1]) for line in done.stdout.splitlines())
+    assert before == 0
+    assert at_exit > 10_000  # the modules' objects: numba, rasterio, dask ...
