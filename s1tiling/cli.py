@@ -24,7 +24,7 @@ from .errors import ExitCode, S1TilingError, Terminated
 # them: dask starts its worker processes with multiprocessing's "spawn", which runs the command's
 # script again in each of them (as ``__mp_main__``); the console scripts import this module, which
 # therefore stays light (no numba, rasterio or dask), or every worker imported the whole chain
-# before its first task (1.2 s of a 2-worker run's start on 2 cores).
+# before its first task (1.4-1.7 s per worker of a 2-worker run on 2 cores).
 
 logger = logging.getLogger("s1tiling")
 
@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None, prog: str = "s1tiling") -> int:
 
     logs.setup_logging()
     debug = args.trace_errors
-    options = pipeline.RunOptions(trace_errors=args.trace_errors, sequential=args.debug_otb, watch_ram=args.watch_ram,
-                         graphs=args.graphs)
+    options = pipeline.RunOptions(trace_errors=args.trace_errors, sequential=args.debug_otb,
+                                  watch_ram=args.watch_ram, graphs=args.graphs)
     with _signals_interrupt():
         try:
             collector = logs.start_collecting()  # what reading the request says goes to the log files too

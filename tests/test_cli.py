@@ -196,16 +196,15 @@ root: {{level: INFO, handlers: [custom]}}
     assert "routed by the user configuration" in log_file.read_text()
 
 
-def test_python_m_s1tiling_exit_status(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "s1tiling", str(tmp_path / "absent.cfg")],
-                          capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 72
-    assert "absent.cfg" in done.stdout  # S1Tiling logs on stdout
-
-
 def _python_env() -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+
+
+def test_python_m_s1tiling_exit_status(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "s1tiling", str(tmp_path / "absent.cfg")],
+                          capture_output=True, text=True, env=_python_env(), timeout=120)
+    assert done.returncode == 72
+    assert "absent.cfg" in done.stdout  # S1Tiling logs on stdout
 
 
 CONSOLE_SCRIPT = '''\
