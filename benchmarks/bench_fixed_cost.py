@@ -1,7 +1,8 @@
 """Fixed cost of an ``s1tiling`` run: process start -> first task starts, last task ends -> exit.
 
 Builds a synthetic product over 31TEL (no shared data needed) and runs the real command (the
-installed ``s1tiling`` script) on two requests, ``--repeat`` times each, in debug mode (tasks log their start and end):
+installed ``s1tiling`` script) on two requests, ``--repeat`` times each, in debug mode (tasks log
+their start and end):
 
 - ``one-task``: one tile, one pass (no cluster is needed: the task runs in the command's process);
 - ``three-tasks``: the same with border masks and quicklooks (a LocalCluster of 2 processes).

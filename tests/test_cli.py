@@ -233,7 +233,7 @@ if __name__ == "__main__":
 
 def test_worker_processes_spawned_by_the_command_do_not_import_the_chain(tmp_path):
     # spawn runs the command's script again in each worker (as __mp_main__): importing s1tiling.cli
-    # there must not import the whole chain (1.2 s of every worker's start before the fix)
+    # there must not import the whole chain (1.4-1.7 s of every worker's start before the fix)
     script = tmp_path / "s1tiling"
     script.write_text(CONSOLE_SCRIPT)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=_python_env(),
